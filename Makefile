@@ -1,0 +1,36 @@
+# Every target sets itself up first: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.edgeport-installed
+# torch/torchvision versions that install from the machine's wheel cache (DESIGN.md §8).
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test lint typecheck pytest clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[export,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/edgeport demo --out demo-bundle
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build demo-bundle .pytest_cache .mypy_cache .ruff_cache

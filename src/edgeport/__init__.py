@@ -1,0 +1,58 @@
+"""edgeport: from a trained PyTorch model to a verified, measured artifact that runs on devices.
+
+The public Python API::
+
+    import edgeport
+
+    bundle = edgeport.export("torchvision:resnet18", ["input:batch=1x3x224x224"], out="b")
+    report = edgeport.verify_bundle("b")        # hashes + golden parity
+    bundle = edgeport.load_bundle("b")          # manifest, artifacts, golden sets
+
+Heavy libraries (torch, onnxruntime) are imported by the stage that needs them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from edgeport.bundle import Bundle, load_bundle
+from edgeport.errors import CheckFailed, EdgeportError, InternalError
+from edgeport.spec import TensorSpec
+
+if TYPE_CHECKING:
+    from edgeport.exporter.flow import ExportOptions, export
+    from edgeport.inspection import inspect_path
+    from edgeport.verify import VerifyReport, verify_bundle
+
+__all__ = [
+    "Bundle",
+    "CheckFailed",
+    "EdgeportError",
+    "ExportOptions",
+    "InternalError",
+    "TensorSpec",
+    "VerifyReport",
+    "__version__",
+    "export",
+    "inspect_path",
+    "load_bundle",
+    "verify_bundle",
+]
+
+_LAZY = {
+    "export": "edgeport.exporter.flow",
+    "ExportOptions": "edgeport.exporter.flow",
+    "inspect_path": "edgeport.inspection",
+    "verify_bundle": "edgeport.verify",
+    "VerifyReport": "edgeport.verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgeport' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m edgeport``."""
+
+from edgeport.cli import run
+
+run()

@@ -1,0 +1,1 @@
+"""Measurement: accuracy parity against eager PyTorch (latency arrives with the bench harness)."""

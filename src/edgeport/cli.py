@@ -1,0 +1,341 @@
+"""The `edgeport` command line: parses options, calls the public API, maps errors to exit codes.
+
+Exit codes: 0 success, 1 a check failed (parity, hashes), 2 bad usage or bad input. No traceback
+unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from edgeport.errors import EXIT_CHECK_FAILED, EXIT_OK, EdgeportError
+
+EXPORT_EXAMPLE = """example:
+  edgeport export torchvision:resnet18 --input input:1x3x224x224 --dynamic input:0=batch --out b
+  edgeport export model.py:make_model --input tokens:batch=2xseq=16:int64 --out b --format onnx
+"""
+VERIFY_EXAMPLE = """example:
+  edgeport verify b
+  edgeport verify b --sizes batch=3 --sizes batch=7 --json
+"""
+INSPECT_EXAMPLE = """example:
+  edgeport inspect b
+  edgeport inspect b/model.onnx --json
+"""
+DEMO_EXAMPLE = """example:
+  edgeport demo --out demo-bundle
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every verb."""
+    parser = argparse.ArgumentParser(
+        prog="edgeport",
+        description="From a trained PyTorch model to a verified, measured artifact.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgeport {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def verb(name: str, help_: str, epilog: str, fn: Callable[[argparse.Namespace], int]) -> Any:
+        p = sub.add_parser(
+            name, help=help_, description=help_, epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+        p.add_argument("-v", "--verbose", action="store_true", help="log each step")
+        p.set_defaults(func=fn)
+        return p
+
+    p = verb("export", "Export a PyTorch model to a verified bundle.", EXPORT_EXAMPLE, cmd_export)
+    p.add_argument("model", help="torchvision:NAME[?k=v], file.py:factory, pkg.module:factory, "
+                   "or a TorchScript file")
+    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE[:DTYPE]",
+                   help="an input, e.g. input:1x3x224x224 or tokens:batch=1xseq=16:int64 "
+                   "(repeat for several, in call order)")
+    p.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS=LABEL",
+                   help="mark an axis symbolic, e.g. input:0=batch")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--format", default="onnx,torchscript",
+                   help="comma-separated formats (default: onnx,torchscript)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    p.add_argument("--exporter", default="auto", choices=["auto", "dynamo", "legacy"],
+                   help="ONNX exporter; auto = dynamo, falling back to legacy (default)")
+    p.add_argument("--script", action="store_true", help="TorchScript by scripting, not tracing")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    p.add_argument("--weights", help="safetensors or state-dict file to load into the model")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a pickled checkpoint for --weights (runs its code; unsafe)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the golden inputs (default 0)")
+
+    p = verb("verify", "Re-check a bundle's hashes and golden parity.", VERIFY_EXAMPLE, cmd_verify)
+    p.add_argument("bundle", help="bundle directory")
+    p.add_argument("--artifact", action="append", default=None, help="only this artifact")
+    p.add_argument("--sizes", action="append", default=[], metavar="LABEL=N[,LABEL=N]",
+                   help="also rebuild the model from its source and compare at these sizes")
+
+    p = verb("inspect", "Show IO, ops, parameters, MACs and size.", INSPECT_EXAMPLE, cmd_inspect)
+    p.add_argument("path", help="bundle directory or .onnx file")
+
+    p = verb("demo", "Export and verify the built-in example model.", DEMO_EXAMPLE, cmd_demo)
+    p.add_argument("--out", default="demo-bundle", help="bundle directory (default demo-bundle)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `edgeport` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        code: int = args.func(args)
+        return code
+    except EdgeportError as exc:
+        if args.debug:
+            raise
+        _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> None:
+    """`python -m edgeport` entry."""
+    sys.exit(main())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`edgeport export`."""
+    from edgeport.exporter.flow import ExportOptions, export
+    from edgeport.exporter.onnx import DEFAULT_OPSET
+
+    options = ExportOptions(
+        formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+        opset=args.opset or DEFAULT_OPSET,
+        exporter=args.exporter,
+        script=args.script,
+        simplify=not args.no_simplify,
+        seed=args.seed,
+    )
+    with _progress(args.json):
+        bundle = export(
+            args.model, args.input, out=args.out, dynamic=args.dynamic, weights=args.weights,
+            trust_checkpoint=args.trust_checkpoint, options=options,
+        )
+    if args.json:
+        _print_json(bundle.manifest)
+    else:
+        _print_artifacts(bundle.manifest, title=f"exported {args.model} → {args.out}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """`edgeport verify`."""
+    from edgeport.verify import verify_bundle
+
+    sizes = [_parse_sizes(text) for text in args.sizes]
+    with _progress(args.json):
+        report = verify_bundle(args.bundle, artifacts=args.artifact, eager_sizes=sizes)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        _print_verify(report)
+    return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """`edgeport inspect`."""
+    from edgeport.inspection import inspect_path
+
+    info = inspect_path(args.path)
+    if args.json:
+        _print_json(info)
+    else:
+        _print_inspect(info)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`edgeport demo`: export the built-in example and verify it."""
+    from edgeport.demo import run_demo
+    from edgeport.verify import verify_bundle
+
+    with _progress(args.json):
+        bundle = run_demo(args.out)
+        report = verify_bundle(bundle.root)
+    if args.json:
+        _print_json({"bundle": str(bundle.root), "verify": report.to_json()})
+        return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+    _print_artifacts(bundle.manifest, title=f"demo bundle → {args.out}")
+    _print_verify(report)
+    return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+
+
+def _parse_sizes(text: str) -> dict[str, int]:
+    sizes = {}
+    for item in text.split(","):
+        label, eq, value = item.partition("=")
+        if not eq or not value.strip().isdigit() or not label.strip():
+            raise EdgeportError(f"cannot parse --sizes {text!r}", expected="LABEL=N[,LABEL=N]")
+        sizes[label.strip()] = int(value)
+    return sizes
+
+
+# ---- console output -------------------------------------------------------------------------
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=_console(stderr=True), show_path=False, show_time=False)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler],
+                        format="%(message)s", force=True)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[None]:
+    """Show the library's steps with a rich spinner on stderr (nothing with --json)."""
+    from edgeport import _progress as progress
+
+    if quiet:
+        yield
+        return
+    console = _console(stderr=True)
+    with console.status("starting …") as status:
+
+        def show(description: str) -> None:
+            status.update(f"{description} …")
+
+        progress.add_listener(show)
+        try:
+            yield
+        finally:
+            progress.remove_listener(show)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _print_artifacts(manifest: dict[str, Any], *, title: str) -> None:
+    from rich.table import Table
+
+    model = manifest["model"]
+    table = Table(title=title)
+    for col in ("artifact", "how", "size", "max abs err", "parity"):
+        table.add_column(col, no_wrap=col == "artifact")
+    for name, entry in manifest["artifacts"].items():
+        errs = [o["metrics"].get("max_abs_err", 0.0) for s in entry["parity"].values()
+                for o in s.values()]
+        recipe = entry["recipe"]
+        how = recipe.get("exporter", "")
+        how += f" ({recipe['method']})" if "method" in recipe else ""
+        if recipe.get("fallback_reason"):
+            how += " [fallback]"
+        if recipe.get("simplify", {}).get("applied"):
+            how += " + onnxsim"
+        verdict = "passed" if entry["passed"] else "FAILED"
+        table.add_row(name, how, _size(entry["size_bytes"]), f"{max(errs, default=0.0):.2e}",
+                      f"[green]{verdict}[/] on " + ", ".join(entry["parity"]))
+    console = _console()
+    console.print(table)
+    ins = ", ".join(f"{s['name']} {s['dtype']}{s['shape']}" for s in manifest["inputs"])
+    outs = ", ".join(f"{s['name']} {s['dtype']}{s['shape']}" for s in manifest["outputs"])
+    console.print(f"model {model['class']}: {model['parameters']:,} parameters, "
+                  f"{model.get('macs', 0) / 1e6:,.1f} M MACs", highlight=False)
+    console.print(f"inputs: {ins}\noutputs: {outs}", highlight=False)
+    for name, entry in manifest["artifacts"].items():
+        reason = entry["recipe"].get("fallback_reason")
+        if reason:
+            console.print(f"[yellow]{name}: legacy exporter used: {reason}[/]", highlight=False)
+        for warning in entry.get("warnings", []):
+            console.print(f"[yellow]{name}: {warning}[/]", highlight=False)
+
+
+def _print_verify(report: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"verify {report.bundle}")
+    for col in ("artifact", "check", "output", "max abs err", "cosine", "passed"):
+        table.add_column(col)
+    for name, sets in report.artifacts.items():
+        for set_name, outputs in sets.items():
+            for out_name, res in outputs.items():
+                m = res["metrics"]
+                table.add_row(name, set_name, out_name, f"{m.get('max_abs_err', float('nan')):.2e}",
+                              f"{m.get('cosine', float('nan')):.6f}",
+                              "[green]yes[/]" if res["passed"] else "[red]NO[/]")
+    console = _console()
+    console.print(table)
+    if report.passed:
+        console.print("[green]verified:[/] hashes match and every artifact passes parity")
+    for problem in report.problems:
+        console.print(f"[red]failed:[/] {problem}", highlight=False, soft_wrap=True)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _print_inspect(info: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    if "bundle" in info:
+        model = info["model"]
+        console.print(f"bundle {info['bundle']}: {model.get('class')} from {model.get('source')}, "
+                      f"{model.get('parameters', 0):,} parameters, "
+                      f"{model.get('macs', 0) / 1e6:,.1f} M MACs", highlight=False)
+        _print_io(console, info)
+        table = Table(title="artifacts")
+        for col in ("artifact", "path", "format", "precision", "size", "nodes", "top ops"):
+            table.add_column(col)
+        for name, a in info["artifacts"].items():
+            ops = ", ".join(f"{k}×{v}" for k, v in list(a.get("ops", {}).items())[:5])
+            table.add_row(name, a["path"], a["format"], a["precision"], _size(a["size_bytes"]),
+                          str(a.get("nodes", "")), ops)
+        console.print(table)
+        return
+    console.print(f"{info['path']}: {_size(info['size_bytes'])}, opset {info['opset']}, "
+                  f"{info['nodes']} nodes, {info['parameters']:,} parameters, "
+                  f"{info['macs'] / 1e6:,.1f} M MACs (symbolic dims = 1)", highlight=False)
+    _print_io(console, info)
+    table = Table(title="op histogram")
+    table.add_column("op")
+    table.add_column("count", justify="right")
+    for op, count in info["ops"].items():
+        table.add_row(op, str(count))
+    console.print(table)
+
+
+def _print_io(console: Any, info: dict[str, Any]) -> None:
+    for kind in ("inputs", "outputs"):
+        for s in info[kind]:
+            console.print(f"  {kind[:-1]} {s['name']}: {s['dtype']} {s['shape']}", highlight=False)
+
+
+def _version() -> str:
+    from edgeport import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    run()
+

@@ -1,0 +1,414 @@
+"""`export`: from a model source to a verified bundle (TorchScript + ONNX, golden IO, manifest).
+
+Nothing is reported as exported until the artifact has loaded in its runtime and matched eager
+PyTorch on every golden set. A failure leaves no bundle under the final name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+
+
+from edgeport.benchmarks.parity import PROFILES, Precision, check_outputs, raise_on_failures
+from edgeport.bundle import Bundle, BundleWriter, GoldenSet, file_record, load_bundle
+from edgeport.environment import collect_environment
+from edgeport.errors import CheckFailed, EdgeportError, InternalError
+from edgeport.exporter.eager import golden_sets, output_specs
+from edgeport.exporter.onnx import DEFAULT_OPSET, EXPORTERS
+from edgeport.runtime.runners import ArtifactRunner, OnnxRunner, TorchScriptRunner
+from edgeport.sources import LoadedModel, load_model
+from edgeport.spec import TensorSpec, apply_dynamic, parse_input
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+SCRATCH = "_work"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to export. Validated on construction.
+
+    Attributes:
+        formats: Artifact formats to write, from `list_formats()` (default both).
+        opset: ONNX opset version (default 18).
+        exporter: ONNX exporter: ``auto`` (dynamo, legacy on failure), ``dynamo``, ``legacy``.
+        script: TorchScript via ``torch.jit.script`` instead of tracing.
+        simplify: Run onnxsim on the ONNX graph (skipped with a reason when unsafe).
+        seed: Seed of the random golden inputs.
+    """
+
+    formats: tuple[str, ...] = ("onnx", "torchscript")
+    opset: int = DEFAULT_OPSET
+    exporter: str = "auto"
+    script: bool = False
+    simplify: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise EdgeportError(
+                f"unknown export format(s) {unknown or '(none given)'}",
+                available=", ".join(list_formats()),
+            )
+        if self.exporter not in EXPORTERS:
+            raise EdgeportError(f"unknown --exporter {self.exporter!r}", available=", ".join(EXPORTERS))
+        if not 7 <= self.opset <= 25:
+            raise EdgeportError(f"--opset {self.opset} is out of range", expected="7..25")
+
+
+@dataclass
+class _Context:
+    loaded: LoadedModel
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    golden: list[GoldenSet]
+    example: tuple[Any, ...]
+    root: Path
+    options: ExportOptions
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+ArtifactExporter = Callable[[_Context], tuple[str, dict[str, Any]]]
+
+
+def export(
+    model: str | torch.nn.Module | LoadedModel,
+    inputs: Sequence[str | TensorSpec],
+    *,
+    out: str | Path,
+    dynamic: Sequence[str] = (),
+    weights: str | Path | None = None,
+    trust_checkpoint: bool = False,
+    options: ExportOptions | None = None,
+) -> Bundle:
+    """Export a model to a verified bundle at ``out``.
+
+    Args:
+        model: A source spec (``torchvision:resnet18``, ``file.py:factory``, ...), an
+            ``nn.Module``, or a `LoadedModel`.
+        inputs: Input specs, as `TensorSpec` or ``NAME:1x3x224x224[:dtype]`` strings, in call
+            order (reordered to the forward signature when the names match its parameters).
+        out: The bundle directory (created, or an existing bundle replaced atomically).
+        dynamic: ``NAME:AXIS=LABEL`` marks of symbolic dims.
+        weights: Optional safetensors / state-dict file for a source spec.
+        trust_checkpoint: Allow an unsafe pickled checkpoint for ``weights`` (logged).
+        options: Export options (formats, opset, exporter, ...).
+
+    Returns:
+        The written bundle, loaded and hash-checked.
+
+    Raises:
+        EdgeportError: Bad input (model, shapes, weights).
+        CheckFailed: An artifact failed parity; no bundle is written.
+    """
+    from edgeport._progress import step
+
+    options = options or ExportOptions()
+    with step("loading the model"):
+        loaded = _as_loaded(model, weights, trust_checkpoint)
+    specs = _order_inputs(_parse_inputs(inputs, dynamic), loaded.module)
+    with step("running eager PyTorch on golden inputs"):
+        golden, names = golden_sets(loaded.module, specs, seed=options.seed)
+    outputs = output_specs(golden, names)
+    example = _example_inputs(specs, options.seed + 100)
+    with BundleWriter(out) as writer:
+        ctx = _Context(loaded, specs, outputs, golden, example, writer.root, options)
+        for fmt in options.formats:
+            with step(f"exporting {fmt}"):
+                name, entry = FORMATS[fmt](ctx)
+            ctx.entries[name] = entry
+        shutil.rmtree(writer.root / SCRATCH, ignore_errors=True)
+        writer.commit(_manifest(ctx, _write_golden(writer, golden)))
+    return load_bundle(out)
+
+
+def list_formats() -> list[str]:
+    """Names of the registered export formats."""
+    return list(FORMATS)
+
+
+def _as_loaded(
+    model: str | torch.nn.Module | LoadedModel, weights: str | Path | None, trust: bool
+) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, str):
+        return load_model(model, weights=weights, trust_checkpoint=trust)
+    cls = type(model)
+    return LoadedModel(model.eval(), f"python:{cls.__module__}.{cls.__qualname__}", cls.__name__)
+
+
+def _parse_inputs(inputs: Sequence[str | TensorSpec], dynamic: Sequence[str]) -> list[TensorSpec]:
+    if not inputs:
+        raise EdgeportError(
+            "no inputs declared",
+            expected="at least one --input NAME:SHAPE[:DTYPE], e.g. --input input:1x3x224x224",
+        )
+    specs = [parse_input(s) if isinstance(s, str) else s for s in inputs]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise EdgeportError(f"input names repeat: {names}", expected="unique input names")
+    return apply_dynamic(specs, dynamic)
+
+
+def _order_inputs(specs: list[TensorSpec], module: torch.nn.Module) -> list[TensorSpec]:
+    """Put inputs in forward-signature order when every name is a parameter of forward."""
+    try:
+        params = list(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        return specs
+    if len(specs) > 1 and all(s.name in params for s in specs):
+        return sorted(specs, key=lambda s: params.index(s.name))
+    return specs
+
+
+def _example_inputs(specs: Sequence[TensorSpec], seed: int) -> tuple[Any, ...]:
+    import torch
+
+    from edgeport.data import random_inputs
+
+    sizes = {k: v for s in specs for k, v in s.examples.items()}
+    feeds = random_inputs(specs, sizes, seed=seed)
+    return tuple(torch.from_numpy(feeds[s.name]) for s in specs)
+
+
+def _write_golden(writer: BundleWriter, sets: Sequence[GoldenSet]) -> dict[str, Any]:
+    entries = []
+    for gset in sets:
+        base = "golden" if gset.name == "base" else f"golden/{gset.name}"
+        entries.append(
+            {
+                "name": gset.name,
+                "sizes": gset.sizes,
+                "inputs": {
+                    k: writer.save_npy(f"{base}/inputs/{_file_name(k)}.npy", v)
+                    for k, v in gset.inputs.items()
+                },
+                "outputs": {
+                    k: writer.save_npy(f"{base}/outputs/{_file_name(k)}.npy", v)
+                    for k, v in gset.outputs.items()
+                },
+            }
+        )
+    return {"reference": "eager PyTorch, eval(), inference_mode", "sets": entries}
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _manifest(ctx: _Context, golden: dict[str, Any]) -> dict[str, Any]:
+    from edgeport import __version__
+
+    model = ctx.loaded.describe()
+    onnx_entry = ctx.entries.get("onnx-fp32")
+    if onnx_entry is not None:
+        from edgeport.inspection import summarize_onnx
+
+        sizes = {k: v for s in ctx.inputs for k, v in s.examples.items()}
+        model["macs"] = summarize_onnx(ctx.root / onnx_entry["path"], sizes)["macs"]
+        model["macs_at"] = sizes
+    recommended = "onnx-fp32" if onnx_entry is not None else next(iter(ctx.entries))
+    return {
+        "edgeport_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "inputs": [s.to_json() for s in ctx.inputs],
+        "input_examples": {k: v for s in ctx.inputs for k, v in s.examples.items()},
+        "outputs": [s.to_json() for s in ctx.outputs],
+        "golden": {**golden, "seed": ctx.options.seed, "distribution": "floats N(0,1); "
+                   "ints uniform [0, 10); bools fair"},
+        "artifacts": ctx.entries,
+        "environment": collect_environment(),
+        "recommended": {
+            "artifact": recommended,
+            "reason": "the verified fp32 artifact (no compressed variant has been made yet)",
+        },
+    }
+
+
+def check_parity(
+    runner: ArtifactRunner, name: str, sets: Sequence[GoldenSet], precision: Precision
+) -> dict[str, Any]:
+    """Run ``runner`` on every golden set; parity per set, raising `CheckFailed` on failure."""
+    tolerance = PROFILES[precision]
+    parity: dict[str, Any] = {}
+    for gset in sets:
+        results = check_outputs(runner.run(gset.inputs), gset.outputs, tolerance)
+        parity[gset.name] = {r.name: r.to_json() for r in results}
+        raise_on_failures(name, gset.name, results)
+    return parity
+
+
+def _with_tracer_hint(exc: CheckFailed, warnings_: list[str]) -> CheckFailed:
+    if not warnings_:
+        return exc
+    return CheckFailed(
+        f"{exc.what}. The tracer warned that the trace may be specialised to the example input "
+        f"(data-dependent control flow): {warnings_[0]}",
+        fix="remove the data-dependent branch, or export with --script (TorchScript); the ONNX "
+        "export of such a model needs the branch expressed with tensor ops (torch.where)",
+    )
+
+
+def _artifact_entry(
+    root: Path, rel: str, fmt: str, recipe: dict[str, Any], parity: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    return {
+        **file_record(root, rel),
+        "format": fmt,
+        "precision": "fp32",
+        "derived_from": None,
+        "recipe": recipe,
+        "tolerance": PROFILES[Precision.FP32].to_json(),
+        "parity": parity,
+        "passed": True,
+        **extra,
+    }
+
+
+def _torchscript_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
+    from edgeport.exporter.torchscript import export_torchscript
+
+    rel = "model.ts"
+    start = time.perf_counter()
+    record = export_torchscript(
+        ctx.loaded.module, ctx.example, ctx.root / rel, script=ctx.options.script
+    )
+    runner = TorchScriptRunner(ctx.root / rel, _names(ctx.inputs), _names(ctx.outputs))
+    try:
+        parity = check_parity(runner, "torchscript-fp32", ctx.golden, Precision.FP32)
+    except CheckFailed as exc:
+        raise _with_tracer_hint(exc, record["tracer_warnings"]) from exc
+    warnings_ = record.pop("tracer_warnings")
+    if warnings_:
+        log.warning("TorchScript trace warnings (parity passed on every golden set): %s", warnings_)
+    entry = _artifact_entry(ctx.root, rel, "torchscript", record, parity, warnings=warnings_)
+    entry["export_seconds"] = round(time.perf_counter() - start, 3)
+    return "torchscript-fp32", entry
+
+
+def _onnx_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
+    from edgeport.exporter.onnx import export_onnx, load_onnx, save_onnx, set_symbolic_dims
+    from edgeport.exporter.simplify import simplify_onnx
+
+    start = time.perf_counter()
+    scratch = ctx.root / SCRATCH
+    scratch.mkdir(exist_ok=True)
+    record = export_onnx(
+        ctx.loaded.module,
+        ctx.example,
+        scratch / "exported.onnx",
+        inputs=ctx.inputs,
+        outputs=ctx.outputs,
+        opset=ctx.options.opset,
+        exporter=ctx.options.exporter,
+    )
+    warnings_ = record.pop("tracer_warnings", [])
+    exported = load_onnx(scratch / "exported.onnx")
+    set_symbolic_dims(exported, ctx.inputs, ctx.outputs)
+    candidate, simplify = exported, {"applied": False, "reason": "disabled (--no-simplify)"}
+    if ctx.options.simplify:
+        candidate, simplify = simplify_onnx(exported, ctx.inputs)
+    rel = "model.onnx"
+    try:
+        data = save_onnx(candidate, ctx.root / rel)
+        parity = _onnx_parity(ctx, rel)
+    except CheckFailed as exc:
+        if not simplify["applied"]:
+            raise _with_tracer_hint(exc, warnings_) from exc
+        log.warning("simplified graph failed parity; trying the unsimplified one: %s", exc)
+        simplify = {**simplify, "applied": False, "reason": f"reverted: {exc.what}"}
+        data = save_onnx(exported, ctx.root / rel)
+        parity = _onnx_parity(ctx, rel)
+    record["simplify"] = simplify
+    entry = _artifact_entry(
+        ctx.root,
+        rel,
+        "onnx",
+        record,
+        parity,
+        opset=ctx.options.opset,
+        external_data=[file_record(ctx.root, p) for p in data],
+        warnings=warnings_,
+    )
+    entry["export_seconds"] = round(time.perf_counter() - start, 3)
+    return "onnx-fp32", entry
+
+
+def _onnx_parity(ctx: _Context, rel: str) -> dict[str, Any]:
+    runner = OnnxRunner(ctx.root / rel, _names(ctx.inputs), _names(ctx.outputs))
+    return check_parity(runner, "onnx-fp32", ctx.golden, Precision.FP32)
+
+
+def _names(specs: Sequence[TensorSpec]) -> list[str]:
+    return [s.name for s in specs]
+
+
+FORMATS: dict[str, ArtifactExporter] = {}
+
+
+def register_format(name: str, exporter: ArtifactExporter) -> None:
+    """Register an artifact exporter under ``name``; a duplicate name is an internal error."""
+    if name in FORMATS:
+        raise InternalError(f"export format {name!r} is registered twice")
+    FORMATS[name] = exporter
+
+
+register_format("onnx", _onnx_artifact)
+register_format("torchscript", _torchscript_artifact)
+
+
+def eager_outputs_match(
+    bundle: Bundle, sizes: dict[str, int], *, seed: int = 7
+) -> dict[str, dict[str, Any]]:
+    """Re-build the model from the manifest's source and compare every artifact at ``sizes``.
+
+    The model must rebuild to the same state dict (sha256 in the manifest): a source whose
+    weights changed is an error, not a silent pass.
+
+    Returns:
+        Artifact name → output name → parity JSON, at these sizes.
+    """
+    from edgeport.data import random_inputs
+    from edgeport.exporter.eager import run_eager
+    from edgeport.runtime.runners import flatten_outputs, runner_for
+
+    source = bundle.manifest["model"]
+    if source["source"].startswith("python:"):
+        raise EdgeportError(
+            "this bundle was exported from an in-memory nn.Module; its source cannot be rebuilt",
+            fix="export from a source spec (file.py:factory, torchvision:NAME) to re-check later",
+        )
+    loaded = load_model(source["source"], weights=source.get("weights"))
+    if loaded.describe()["state_dict_sha256"] != source["state_dict_sha256"]:
+        raise CheckFailed(
+            f"{source['source']!r} no longer builds the model this bundle was exported from "
+            "(state dict sha256 differs)",
+            fix="re-export the bundle from the current source",
+        )
+    specs = bundle.inputs
+    feeds = random_inputs(specs, sizes, seed=seed)
+    flat = flatten_outputs(run_eager(loaded.module, specs, feeds))
+    reference = {s.name: t.numpy() for s, t in zip(bundle.outputs, flat, strict=True)}
+    report: dict[str, dict[str, Any]] = {}
+    for name, entry in bundle.artifacts.items():
+        tolerance = PROFILES[Precision(entry.get("precision", "fp32"))]
+        results = check_outputs(runner_for(bundle, name).run(feeds), reference, tolerance)
+        report[name] = {r.name: r.to_json() for r in results}
+    return report
+
+

@@ -1,0 +1,178 @@
+"""Runners: one small class per artifact format, each mapping named numpy inputs to named outputs.
+
+`ArtifactRunner.run` validates the feeds and then calls the format's `_run_impl` (the Polygraphy
+``infer`` → ``infer_impl`` shape). The ONNX runner needs only onnxruntime; TorchScript imports
+torch when it is used.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.bundle import Bundle, check_external_data
+from edgeport.errors import EdgeportError
+
+log = logging.getLogger(__name__)
+
+
+class ArtifactRunner(abc.ABC):
+    """Runs one artifact. Subclasses implement `_run_impl`.
+
+    Args:
+        path: The artifact file.
+        input_names: Input names in call order.
+        output_names: Output names in the order the artifact returns them.
+    """
+
+    format: str = ""
+
+    def __init__(self, path: Path, input_names: Sequence[str], output_names: Sequence[str]):
+        self.path = Path(path)
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on ``feeds`` (input name → array) and return output name → array."""
+        missing = [n for n in self.input_names if n not in feeds]
+        extra = [n for n in feeds if n not in self.input_names]
+        if missing or extra:
+            raise EdgeportError(
+                f"feeds for {self.path.name} do not match its inputs: missing {missing}, "
+                f"unexpected {extra}",
+                expected=f"exactly the inputs {self.input_names}",
+            )
+        outputs = self._run_impl([np.ascontiguousarray(feeds[n]) for n in self.input_names])
+        if len(outputs) != len(self.output_names):
+            raise EdgeportError(
+                f"{self.path.name} returned {len(outputs)} outputs",
+                expected=f"{len(self.output_names)} outputs named {self.output_names}",
+            )
+        return dict(zip(self.output_names, outputs, strict=True))
+
+    @abc.abstractmethod
+    def _run_impl(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Run with inputs in call order; return outputs in manifest order."""
+
+
+class OnnxRunner(ArtifactRunner):
+    """ONNX Runtime on the CPU provider (the provider policy arrives with `edgeport.Session`)."""
+
+    format = "onnx"
+
+    def __init__(
+        self,
+        path: Path,
+        input_names: Sequence[str],
+        output_names: Sequence[str],
+        *,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(path, input_names, output_names)
+        import onnxruntime as ort
+
+        check_external_data(self.path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise EdgeportError(
+                f"ONNX Runtime cannot load {str(self.path)!r}: {_first_line(exc)}",
+                fix="the file may be corrupt or use ops this onnxruntime lacks; re-export it",
+            ) from exc
+        self._ort_inputs = [i.name for i in self._session.get_inputs()]
+        self._ort_outputs = [o.name for o in self._session.get_outputs()]
+
+    def _run_impl(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        feeds = dict(zip(self._ort_inputs, inputs, strict=True))
+        try:
+            return list(self._session.run(self._ort_outputs, feeds))
+        except Exception as exc:
+            raise EdgeportError(
+                f"ONNX Runtime failed running {self.path.name}: {_first_line(exc)}",
+                expected="inputs matching the model's declared shapes and dtypes",
+            ) from exc
+
+
+class TorchScriptRunner(ArtifactRunner):
+    """TorchScript on the CPU. Loading a TorchScript file runs its code: callers opt in."""
+
+    format = "torchscript"
+
+    def __init__(self, path: Path, input_names: Sequence[str], output_names: Sequence[str]):
+        super().__init__(path, input_names, output_names)
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)  # jit.load is deprecated
+            self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
+
+    def _run_impl(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            result = self._module(*[torch.from_numpy(np.array(a)) for a in inputs])
+        return [t.detach().cpu().numpy() for t in flatten_outputs(result)]
+
+
+def flatten_outputs(result: Any) -> list[Any]:
+    """Flatten a model's return value (tensor, tuple/list, dict; nested) into a list of tensors.
+
+    Dicts flatten in insertion order, which is also the order of the output names that
+    `output_names_for` gives.
+    """
+    if isinstance(result, Mapping):
+        return [t for v in result.values() for t in flatten_outputs(v)]
+    if isinstance(result, list | tuple):
+        return [t for v in result for t in flatten_outputs(v)]
+    return [result]
+
+
+def output_names_for(result: Any, prefix: str = "") -> list[str]:
+    """Names for the flattened outputs: dict keys, ``output_0``… for sequences, ``output`` alone."""
+    if isinstance(result, Mapping):
+        names = []
+        for key, value in result.items():
+            sub = output_names_for(value, f"{prefix}{key}.")
+            names += [f"{prefix}{key}"] if len(sub) == 1 else sub
+        return names
+    if isinstance(result, list | tuple):
+        names = []
+        for i, value in enumerate(result):
+            sub = output_names_for(value, f"{prefix}{i}.")
+            names += [f"{prefix or 'output_'}{i}"] if len(sub) == 1 else sub
+        return names
+    return [prefix.rstrip(".") or "output"]
+
+
+def runner_for(bundle: Bundle, artifact: str, *, threads: int | None = None) -> ArtifactRunner:
+    """A runner for a bundle's artifact (hashes were checked when the bundle was loaded)."""
+    entry = bundle.artifact(artifact)
+    inputs = [s.name for s in bundle.inputs]
+    outputs = [s.name for s in bundle.outputs]
+    path = bundle.root / entry["path"]
+    if entry["format"] == "onnx":
+        return OnnxRunner(path, inputs, outputs, threads=threads)
+    if entry["format"] == "torchscript":
+        return TorchScriptRunner(path, inputs, outputs)
+    raise EdgeportError(
+        f"artifact {artifact!r} has format {entry['format']!r}",
+        available="onnx, torchscript",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:400]
