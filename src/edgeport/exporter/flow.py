@@ -246,21 +246,43 @@ def check_parity(
     """Run ``runner`` on every golden set; parity per set, raising `CheckFailed` on failure."""
     tolerance = PROFILES[precision]
     parity: dict[str, Any] = {}
+    notes: list[str] = []
     for gset in sets:
         results = check_outputs(runner.run(gset.inputs), gset.outputs, tolerance)
         parity[gset.name] = {r.name: r.to_json() for r in results}
         raise_on_failures(name, gset.name, results)
+        notes += [f"golden set {gset.name!r}: {n}" for r in results for n in r.notes]
+    if notes:
+        log.warning("%s: %s (%d note(s) in the manifest)", name, notes[0], len(notes))
     return parity
 
 
-def _with_tracer_hint(exc: CheckFailed, warnings_: list[str]) -> CheckFailed:
-    if not warnings_:
+def parity_notes(parity: dict[str, Any]) -> list[str]:
+    """Every note (e.g. a degenerate reference) recorded in a parity entry."""
+    return [
+        f"golden set {set_name!r}: {note}"
+        for set_name, outputs in parity.items()
+        for out in outputs.values()
+        for note in out.get("notes", [])
+    ]
+
+
+def _with_hint(exc: CheckFailed, warnings_: list[str], fallback: str | None = None) -> CheckFailed:
+    """Add what the exporters noticed (tracer warnings, the dynamo failure) to a parity failure."""
+    notes = []
+    if fallback:
+        notes.append(f"The ONNX export fell back to the legacy exporter because the {fallback}")
+    if warnings_:
+        notes.append(
+            "The tracer warned that the trace may be specialised to the example input "
+            f"(data-dependent control flow): {warnings_[0]}"
+        )
+    if not notes:
         return exc
     return CheckFailed(
-        f"{exc.what}. The tracer warned that the trace may be specialised to the example input "
-        f"(data-dependent control flow): {warnings_[0]}",
-        fix="remove the data-dependent branch, or export with --script (TorchScript); the ONNX "
-        "export of such a model needs the branch expressed with tensor ops (torch.where)",
+        f"{exc.what}. " + ". ".join(notes),
+        fix="remove the data-dependent branch (express it with tensor ops such as torch.where), "
+        "or for TorchScript export with --script",
     )
 
 
@@ -277,6 +299,7 @@ def _artifact_entry(
         "parity": parity,
         "passed": True,
         **extra,
+        "warnings": [*extra.get("warnings", []), *parity_notes(parity)],
     }
 
 
@@ -292,7 +315,7 @@ def _torchscript_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
     try:
         parity = check_parity(runner, "torchscript-fp32", ctx.golden, Precision.FP32)
     except CheckFailed as exc:
-        raise _with_tracer_hint(exc, record["tracer_warnings"]) from exc
+        raise _with_hint(exc, record["tracer_warnings"]) from exc
     warnings_ = record.pop("tracer_warnings")
     if warnings_:
         log.warning("TorchScript trace warnings (parity passed on every golden set): %s", warnings_)
@@ -325,15 +348,18 @@ def _onnx_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
         candidate, simplify = simplify_onnx(exported, ctx.inputs)
     rel = "model.onnx"
     try:
-        data = save_onnx(candidate, ctx.root / rel)
-        parity = _onnx_parity(ctx, rel)
+        try:
+            data = save_onnx(candidate, ctx.root / rel)
+            parity = _onnx_parity(ctx, rel)
+        except CheckFailed as exc:
+            if not simplify["applied"]:
+                raise
+            log.warning("simplified graph failed parity; checking the unsimplified one: %s", exc)
+            simplify = {**simplify, "applied": False, "reason": f"reverted: {exc.what}"}
+            data = save_onnx(exported, ctx.root / rel)
+            parity = _onnx_parity(ctx, rel)
     except CheckFailed as exc:
-        if not simplify["applied"]:
-            raise _with_tracer_hint(exc, warnings_) from exc
-        log.warning("simplified graph failed parity; trying the unsimplified one: %s", exc)
-        simplify = {**simplify, "applied": False, "reason": f"reverted: {exc.what}"}
-        data = save_onnx(exported, ctx.root / rel)
-        parity = _onnx_parity(ctx, rel)
+        raise _with_hint(exc, warnings_, record.get("fallback_reason")) from exc
     record["simplify"] = simplify
     entry = _artifact_entry(
         ctx.root,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,7 +98,8 @@ def export_onnx(
                     fix="try --exporter legacy or --exporter auto",
                 ) from exc
             record["fallback_reason"] = f"dynamo exporter failed: {exporter_failure(exc)}"
-            log.warning("dynamo ONNX export failed, using the legacy exporter: %s", exc)
+            log.warning("dynamo ONNX export failed, using the legacy exporter: %s",
+                        record["fallback_reason"])
     elif exporter == "auto":
         record["fallback_reason"] = "the source is TorchScript, which only the legacy exporter reads"
     record["exporter"] = "legacy"
@@ -187,12 +189,20 @@ def _weight_bytes(model: torch.nn.Module) -> int:
 
 
 def exporter_failure(exc: BaseException) -> str:
-    """One line saying why an exporter failed (the exception summary, not the whole log)."""
+    """One line saying why an exporter failed: the exception summary and the user code line."""
     text = str(exc)
+    where = ""
+    if "The following call raised this error:" in text:
+        call = text.split("The following call raised this error:", 1)[1].strip().splitlines()
+        where = " at " + " ".join(ln.strip() for ln in call[:2] if ln.strip())
     if "## Exception summary" in text:
         text = text.split("## Exception summary", 1)[1]
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0][:400] if lines else ''}"
+    summary = lines[0] if lines else ""
+    match = re.match(r"<class '([\w.]+)'>:?\s*(.*)", summary)
+    if match:
+        summary = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+    return f"{type(exc).__name__}: {summary[:300]}{where[:200]}"
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
