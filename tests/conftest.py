@@ -12,9 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from catalog import CATALOG  # noqa: E402
-
-import edgeport  # noqa: E402
+import edgeport
+from catalog import CATALOG
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from catalog import CATALOG, TwoInputsDictOutput
 
 import edgeport
+from catalog import CATALOG, TwoInputsDictOutput
 from edgeport.errors import CheckFailed, EdgeportError
 from edgeport.exporter import ExportOptions
 from edgeport.exporter import onnx as onnx_exporter
@@ -57,7 +57,7 @@ def test_resnet18_dynamic_batch_runs_at_other_sizes(exported: Exported) -> None:
     assert bundle.manifest["inputs"][0]["shape"] == ["batch", 3, 224, 224]
     assert bundle.manifest["outputs"][0]["shape"] == ["batch", 1000]
     sizes = {s["name"]: s["sizes"] for s in bundle.manifest["golden"]["sets"]}
-    assert sizes["base"] == {"batch": 1} and sizes["resized"] == {"batch": 2}
+    assert (sizes["base"], sizes["resized"]) == ({"batch": 1}, {"batch": 2})
     assert onnx_entry["recipe"]["exporter"] == "dynamo"
     assert onnx_entry["recipe"]["simplify"]["applied"] is True
     assert bundle.manifest["model"]["macs"] == 1_814_073_344  # torchvision's 1.81 GMACs
@@ -146,8 +146,9 @@ def test_large_model_uses_external_data(tmp_path: Path, monkeypatch: pytest.Monk
     assert verify_bundle(bundle.root).passed
     # Re-exporting over it never appends to the old data file.
     bundle = edgeport.export(entry.source, list(entry.inputs), out=tmp_path / "b", options=options)
-    assert bundle.artifact("onnx-fp32")["external_data"][0]["size_bytes"] == (
-        artifact["external_data"][0]["size_bytes"]
+    assert (
+        bundle.artifact("onnx-fp32")["external_data"][0]["size_bytes"]
+        == (artifact["external_data"][0]["size_bytes"])
     )
 
 

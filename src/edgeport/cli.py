@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def verb(name: str, help_: str, epilog: str, fn: Callable[[argparse.Namespace], int]) -> Any:
         p = sub.add_parser(
-            name, help=help_, description=help_, epilog=epilog,
+            name,
+            help=help_,
+            description=help_,
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -54,31 +57,58 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = verb("export", "Export a PyTorch model to a verified bundle.", EXPORT_EXAMPLE, cmd_export)
-    p.add_argument("model", help="torchvision:NAME[?k=v], file.py:factory, pkg.module:factory, "
-                   "or a TorchScript file")
-    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE[:DTYPE]",
-                   help="an input, e.g. input:1x3x224x224 or tokens:batch=1xseq=16:int64 "
-                   "(repeat for several, in call order)")
-    p.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS=LABEL",
-                   help="mark an axis symbolic, e.g. input:0=batch")
+    p.add_argument(
+        "model",
+        help="torchvision:NAME[?k=v], file.py:factory, pkg.module:factory, or a TorchScript file",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME:SHAPE[:DTYPE]",
+        help="an input, e.g. input:1x3x224x224 or tokens:batch=1xseq=16:int64 "
+        "(repeat for several, in call order)",
+    )
+    p.add_argument(
+        "--dynamic",
+        action="append",
+        default=[],
+        metavar="NAME:AXIS=LABEL",
+        help="mark an axis symbolic, e.g. input:0=batch",
+    )
     p.add_argument("--out", required=True, help="bundle directory to write")
-    p.add_argument("--format", default="onnx,torchscript",
-                   help="comma-separated formats (default: onnx,torchscript)")
+    p.add_argument(
+        "--format",
+        default="onnx,torchscript",
+        help="comma-separated formats (default: onnx,torchscript)",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
-    p.add_argument("--exporter", default="auto", choices=["auto", "dynamo", "legacy"],
-                   help="ONNX exporter; auto = dynamo, falling back to legacy (default)")
+    p.add_argument(
+        "--exporter",
+        default="auto",
+        choices=["auto", "dynamo", "legacy"],
+        help="ONNX exporter; auto = dynamo, falling back to legacy (default)",
+    )
     p.add_argument("--script", action="store_true", help="TorchScript by scripting, not tracing")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--weights", help="safetensors or state-dict file to load into the model")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow a pickled checkpoint for --weights (runs its code; unsafe)")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a pickled checkpoint for --weights (runs its code; unsafe)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the golden inputs (default 0)")
 
     p = verb("verify", "Re-check a bundle's hashes and golden parity.", VERIFY_EXAMPLE, cmd_verify)
     p.add_argument("bundle", help="bundle directory")
     p.add_argument("--artifact", action="append", default=None, help="only this artifact")
-    p.add_argument("--sizes", action="append", default=[], metavar="LABEL=N[,LABEL=N]",
-                   help="also rebuild the model from its source and compare at these sizes")
+    p.add_argument(
+        "--sizes",
+        action="append",
+        default=[],
+        metavar="LABEL=N[,LABEL=N]",
+        help="also rebuild the model from its source and compare at these sizes",
+    )
 
     p = verb("inspect", "Show IO, ops, parameters, MACs and size.", INSPECT_EXAMPLE, cmd_inspect)
     p.add_argument("path", help="bundle directory or .onnx file")
@@ -125,8 +155,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     with _progress(args.json):
         bundle = export(
-            args.model, args.input, out=args.out, dynamic=args.dynamic, weights=args.weights,
-            trust_checkpoint=args.trust_checkpoint, options=options,
+            args.model,
+            args.input,
+            out=args.out,
+            dynamic=args.dynamic,
+            weights=args.weights,
+            trust_checkpoint=args.trust_checkpoint,
+            options=options,
         )
     if args.json:
         _print_json(bundle.manifest)
@@ -200,8 +235,12 @@ def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
     handler = RichHandler(console=_console(stderr=True), show_path=False, show_time=False)
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler],
-                        format="%(message)s", force=True)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        handlers=[handler],
+        format="%(message)s",
+        force=True,
+    )
 
 
 @contextmanager
@@ -237,8 +276,11 @@ def _print_artifacts(manifest: dict[str, Any], *, title: str) -> None:
     for col in ("artifact", "how", "size", "max abs err", "parity"):
         table.add_column(col, no_wrap=col == "artifact")
     for name, entry in manifest["artifacts"].items():
-        errs = [o["metrics"].get("max_abs_err", 0.0) for s in entry["parity"].values()
-                for o in s.values()]
+        errs = [
+            o["metrics"].get("max_abs_err", 0.0)
+            for s in entry["parity"].values()
+            for o in s.values()
+        ]
         recipe = entry["recipe"]
         how = recipe.get("exporter", "")
         how += f" ({recipe['method']})" if "method" in recipe else ""
@@ -247,14 +289,22 @@ def _print_artifacts(manifest: dict[str, Any], *, title: str) -> None:
         if recipe.get("simplify", {}).get("applied"):
             how += " + onnxsim"
         verdict = "passed" if entry["passed"] else "FAILED"
-        table.add_row(name, how, _size(entry["size_bytes"]), f"{max(errs, default=0.0):.2e}",
-                      f"[green]{verdict}[/] on " + ", ".join(entry["parity"]))
+        table.add_row(
+            name,
+            how,
+            _size(entry["size_bytes"]),
+            f"{max(errs, default=0.0):.2e}",
+            f"[green]{verdict}[/] on " + ", ".join(entry["parity"]),
+        )
     console = _console()
     console.print(table)
     ins = ", ".join(f"{s['name']} {s['dtype']}{s['shape']}" for s in manifest["inputs"])
     outs = ", ".join(f"{s['name']} {s['dtype']}{s['shape']}" for s in manifest["outputs"])
-    console.print(f"model {model['class']}: {model['parameters']:,} parameters, "
-                  f"{model.get('macs', 0) / 1e6:,.1f} M MACs", highlight=False)
+    console.print(
+        f"model {model['class']}: {model['parameters']:,} parameters, "
+        f"{model.get('macs', 0) / 1e6:,.1f} M MACs",
+        highlight=False,
+    )
     console.print(f"inputs: {ins}\noutputs: {outs}", highlight=False)
     for name, entry in manifest["artifacts"].items():
         reason = entry["recipe"].get("fallback_reason")
@@ -274,9 +324,14 @@ def _print_verify(report: Any) -> None:
         for set_name, outputs in sets.items():
             for out_name, res in outputs.items():
                 m = res["metrics"]
-                table.add_row(name, set_name, out_name, f"{m.get('max_abs_err', float('nan')):.2e}",
-                              f"{m.get('cosine', float('nan')):.6f}",
-                              "[green]yes[/]" if res["passed"] else "[red]NO[/]")
+                table.add_row(
+                    name,
+                    set_name,
+                    out_name,
+                    f"{m.get('max_abs_err', float('nan')):.2e}",
+                    f"{m.get('cosine', float('nan')):.6f}",
+                    "[green]yes[/]" if res["passed"] else "[red]NO[/]",
+                )
     console = _console()
     console.print(table)
     if report.passed:
@@ -299,22 +354,35 @@ def _print_inspect(info: dict[str, Any]) -> None:
     console = _console()
     if "bundle" in info:
         model = info["model"]
-        console.print(f"bundle {info['bundle']}: {model.get('class')} from {model.get('source')}, "
-                      f"{model.get('parameters', 0):,} parameters, "
-                      f"{model.get('macs', 0) / 1e6:,.1f} M MACs", highlight=False)
+        console.print(
+            f"bundle {info['bundle']}: {model.get('class')} from {model.get('source')}, "
+            f"{model.get('parameters', 0):,} parameters, "
+            f"{model.get('macs', 0) / 1e6:,.1f} M MACs",
+            highlight=False,
+        )
         _print_io(console, info)
         table = Table(title="artifacts")
         for col in ("artifact", "path", "format", "precision", "size", "nodes", "top ops"):
             table.add_column(col)
         for name, a in info["artifacts"].items():
             ops = ", ".join(f"{k}×{v}" for k, v in list(a.get("ops", {}).items())[:5])
-            table.add_row(name, a["path"], a["format"], a["precision"], _size(a["size_bytes"]),
-                          str(a.get("nodes", "")), ops)
+            table.add_row(
+                name,
+                a["path"],
+                a["format"],
+                a["precision"],
+                _size(a["size_bytes"]),
+                str(a.get("nodes", "")),
+                ops,
+            )
         console.print(table)
         return
-    console.print(f"{info['path']}: {_size(info['size_bytes'])}, opset {info['opset']}, "
-                  f"{info['nodes']} nodes, {info['parameters']:,} parameters, "
-                  f"{info['macs'] / 1e6:,.1f} M MACs (symbolic dims = 1)", highlight=False)
+    console.print(
+        f"{info['path']}: {_size(info['size_bytes'])}, opset {info['opset']}, "
+        f"{info['nodes']} nodes, {info['parameters']:,} parameters, "
+        f"{info['macs'] / 1e6:,.1f} M MACs (symbolic dims = 1)",
+        highlight=False,
+    )
     _print_io(console, info)
     table = Table(title="op histogram")
     table.add_column("op")
@@ -338,4 +406,3 @@ def _version() -> str:
 
 if __name__ == "__main__":
     run()
-

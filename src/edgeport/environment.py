@@ -7,10 +7,31 @@ import platform
 from pathlib import Path
 from typing import Any
 
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
-             "avx512_bf16", "amx_tile", "amx_int8", "asimd", "sve")
-PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript",
-            "onnxsim", "numpy")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "asimd",
+    "sve",
+)
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxscript",
+    "onnxsim",
+    "numpy",
+)
 
 
 def collect_environment() -> dict[str, Any]:

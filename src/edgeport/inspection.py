@@ -92,7 +92,9 @@ def _value_json(value: Any) -> dict[str, Any]:
     tensor_type = value.type.tensor_type
     shape: list[int | str | None] = []
     for d in tensor_type.shape.dim:
-        shape.append(d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else None))
+        shape.append(
+            d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else None)
+        )
     dtype = str(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
     return {"name": value.name, "dtype": dtype, "shape": shape}
 

@@ -126,8 +126,9 @@ def _from_torchvision(spec: str) -> tuple[torch.nn.Module, str, bool]:
         near = difflib.get_close_matches(name, available, n=5, cutoff=0.5)
         raise EdgeportError(
             f"torchvision has no model named {name!r}",
-            available=("near matches: " + ", ".join(near)) if near else f"{len(available)} "
-            "models, see torchvision.models.list_models()",
+            available=("near matches: " + ", ".join(near))
+            if near
+            else f"{len(available)} models, see torchvision.models.list_models()",
             fix="check the spelling, e.g. torchvision:resnet18",
         )
     kwargs = _parse_kwargs(query, spec)
@@ -272,7 +273,7 @@ def load_state_dict(path: Path, *, trust_checkpoint: bool = False) -> dict[str, 
                 "pass --trust-checkpoint",
             ) from exc
         log.warning("--trust-checkpoint: unpickling %s with weights_only=False", path)
-        obj = torch.load(str(path), map_location="cpu", weights_only=False)  # noqa: S614
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
     return _extract_state_dict(obj, path)
 
 

@@ -111,7 +111,8 @@ def parse_input(text: str) -> TensorSpec:
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise EdgeportError(
             f"cannot parse --input {text!r}",
-            expected="NAME:SHAPE[:DTYPE], e.g. input:1x3x224x224 or input:batch=1x3x224x224:float32",
+            expected="NAME:SHAPE[:DTYPE], e.g. input:1x3x224x224 or "
+            "input:batch=1x3x224x224:float32",
         )
     name, dims_text = parts[0], parts[1]
     dtype = canonical_dtype(parts[2], context=f"--input {text!r}") if len(parts) == 3 else "float32"

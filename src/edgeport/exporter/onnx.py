@@ -98,10 +98,14 @@ def export_onnx(
                     fix="try --exporter legacy or --exporter auto",
                 ) from exc
             record["fallback_reason"] = f"dynamo exporter failed: {exporter_failure(exc)}"
-            log.warning("dynamo ONNX export failed, using the legacy exporter: %s",
-                        record["fallback_reason"])
+            log.info(
+                "dynamo ONNX export failed, using the legacy exporter: %s",
+                record["fallback_reason"],
+            )
     elif exporter == "auto":
-        record["fallback_reason"] = "the source is TorchScript, which only the legacy exporter reads"
+        record["fallback_reason"] = (
+            "the source is TorchScript, which only the legacy exporter reads"
+        )
     record["exporter"] = "legacy"
     record["tracer_warnings"] = _export_legacy(
         wrapped, example_inputs, path, inputs, outputs, opset

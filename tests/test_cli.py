@@ -1,0 +1,147 @@
+"""The command line as a user meets it: exit codes, one-paragraph errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import edgeport
+from catalog import CATALOG
+from conftest import run_cli
+from test_sources import _Exploit
+
+Exported = Callable[[str], edgeport.Bundle]
+
+
+def _error(result: object) -> str:
+    assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
+    return result.stderr.replace("\n", " ")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("verb", ["export", "verify", "inspect", "demo"])
+def test_every_verb_has_help_with_an_example(verb: str) -> None:
+    result = run_cli(verb, "--help")
+    assert result.returncode == 0
+    assert f"example:\n  edgeport {verb}" in result.stdout
+    assert "--json" in result.stdout
+
+
+def test_export_verify_inspect_json(exported: Exported, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    result = run_cli(
+        "export",
+        CATALOG["small_cnn"].source,
+        "--input",
+        "input:1x1x16x16",
+        "--dynamic",
+        "input:0=batch",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["inputs"][0]["shape"] == ["batch", 1, 16, 16]
+    verify = run_cli("verify", str(out), "--json")
+    assert verify.returncode == 0
+    assert json.loads(verify.stdout)["passed"] is True
+    inspect = json.loads(run_cli("inspect", str(out / "model.onnx"), "--json").stdout)
+    assert inspect["macs"] == 3_006_848
+    assert (inspect["ops"]["Conv"], inspect["ops"]["Gemm"]) == (2, 2)
+    assert inspect["inputs"] == [
+        {"name": "input", "dtype": "float32", "shape": ["batch", 1, 16, 16]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["export", "torchvision:resnet181", "--input", "input:1x3x224x224"],
+            2,
+            "torchvision has no model named 'resnet181'. Available: near matches: resnet18",
+        ),
+        (
+            ["export", "missing/model.py:make", "--input", "x:1x3"],
+            2,
+            "model file 'missing/model.py' does not exist",
+        ),
+        (
+            ["export", "edgeport.demo:small_cnn", "--input", "image:1x3x16x16"],
+            2,
+            "layer '0' (Conv2d) failed on input shapes [1, 3, 16, 16]",
+        ),
+        (
+            ["export", "tests/catalog.py:data_dependent", "--input", "x:batch=2x8"],
+            1,
+            "The tracer warned that the trace may be specialised to the example input",
+        ),
+        (["verify", "no/such/bundle"], 2, "'no/such/bundle' is not an edgeport bundle"),
+    ],
+)
+def test_bad_input_one_message_no_traceback(
+    args: list[str], code: int, message: str, tmp_path: Path
+) -> None:
+    if args[0] == "export":
+        args = [*args, "--out", str(tmp_path / "b")]
+    result = run_cli(*args)
+    assert result.returncode == code, result.stderr
+    assert message in _error(result)
+    assert _error(result).startswith("error: ")
+
+
+def test_malicious_weights_refused_by_cli(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"x": _Exploit(marker)}, f)
+    result = run_cli(
+        "export",
+        "edgeport.demo:small_cnn",
+        "--input",
+        "image:1x1x16x16",
+        "--weights",
+        str(tmp_path / "evil.pt"),
+        "--out",
+        str(tmp_path / "b"),
+    )
+    assert result.returncode == 2
+    assert "nothing in it was executed" in _error(result)
+    assert "--trust-checkpoint" in _error(result)
+    assert not marker.exists()
+    assert not (tmp_path / "b").exists()
+
+
+def test_corrupt_onnx_for_inspect_and_verify(exported: Exported, tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    shutil.copytree(exported("small_cnn").root, root)
+    onnx_path = root / "model.onnx"
+    onnx_path.write_bytes(onnx_path.read_bytes()[:1000])
+    result = run_cli("inspect", str(onnx_path))
+    assert result.returncode == 2
+    assert "is not a readable ONNX model" in _error(result)
+    result = run_cli("verify", str(root))
+    assert result.returncode == 1
+    assert "artifact 'onnx-fp32': sha256 of 'model.onnx' is" in result.stdout.replace("\n", " ")
+
+
+def test_tampered_bundle_verify_exit_code(exported: Exported, tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    shutil.copytree(exported("small_cnn").root, root)
+    with open(root / "model.ts", "ab") as f:
+        f.write(b"tampered")
+    result = run_cli("verify", str(root))
+    assert result.returncode == 1
+    out = result.stdout.replace("\n", " ")
+    assert "failed: artifact 'torchscript-fp32': sha256 of 'model.ts' is" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = run_cli("verify", "no/such/bundle", "--debug")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
