@@ -58,6 +58,23 @@ class DataDependent(nn.Module):
         return self.fc(x) - 1
 
 
+class AlwaysTrueBranch(nn.Module):
+    """Branches on a value that is always positive: dynamo refuses, tracing is right anyway."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.abs().sum() >= 0:
+            return self.fc(x)
+        return -self.fc(x)
+
+
+def always_true_branch() -> nn.Module:
+    return AlwaysTrueBranch()
+
+
 def transformer_encoder() -> nn.Module:
     return TransformerClassifier()
 

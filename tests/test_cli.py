@@ -145,3 +145,13 @@ def test_debug_shows_the_traceback() -> None:
     result = run_cli("verify", "no/such/bundle", "--debug")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_inspect_bundle_lists_artifacts(exported: Exported) -> None:
+    result = run_cli("inspect", str(exported("small_cnn").root), "--json")
+    info = json.loads(result.stdout)
+    assert info["model"]["macs"] == 3_006_848
+    assert set(info["artifacts"]) == {"onnx-fp32", "torchscript-fp32"}
+    assert info["artifacts"]["onnx-fp32"]["ops"]["Conv"] == 2
+    text = run_cli("inspect", str(exported("small_cnn").root)).stdout
+    assert "315,146 parameters, 3.0 M MACs" in text

@@ -164,3 +164,46 @@ def test_model_that_cannot_take_the_shape_names_the_layer(tmp_path: Path) -> Non
     assert "the model cannot take the inputs input [1, 1, 20, 20] float32" in message
     assert "layer '6' (Linear) failed on input shapes [1, 4096]" in message
     assert "mat1 and mat2 shapes cannot be multiplied" in message
+
+
+def test_dynamo_failure_falls_back_to_legacy_with_reason(tmp_path: Path) -> None:
+    source = CATALOG["small_cnn"].source.replace(":cnn", ":always_true_branch")
+    bundle = edgeport.export(source, ["x:batch=2x8"], out=tmp_path / "b")
+    recipe = bundle.artifact("onnx-fp32")["recipe"]
+    assert recipe["exporter"] == "legacy"
+    assert recipe["fallback_reason"].startswith(
+        "dynamo exporter failed: TorchExportError: GuardOnDataDependentSymNode: "
+    )
+    assert "catalog.py" in recipe["fallback_reason"]
+    # The tracer's warning rides along in the manifest even though parity passed.
+    assert any(
+        "Converting a tensor to a Python boolean" in w
+        for w in bundle.artifact("torchscript-fp32")["warnings"]
+    )
+    assert verify_bundle(bundle.root).passed
+
+
+def test_torchscript_source_exports_via_legacy(tmp_path: Path) -> None:
+    scripted = torch.jit.script(load_model("edgeport.demo:small_cnn").module)
+    torch.jit.save(scripted, str(tmp_path / "cnn.ts"))
+    bundle = edgeport.export(str(tmp_path / "cnn.ts"), ["x:batch=1x1x16x16"], out=tmp_path / "b")
+    assert bundle.artifact("torchscript-fp32")["recipe"]["method"] == "already-torchscript"
+    onnx_recipe = bundle.artifact("onnx-fp32")["recipe"]
+    assert onnx_recipe["exporter"] == "legacy"
+    assert onnx_recipe["fallback_reason"] == (
+        "the source is TorchScript, which only the legacy exporter reads"
+    )
+
+
+def test_simplify_skipped_over_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeport.exporter import simplify
+
+    monkeypatch.setattr(simplify, "SIZE_LIMIT", 1000)
+    entry = CATALOG["small_cnn"]
+    options = ExportOptions(formats=("onnx",))
+    bundle = edgeport.export(entry.source, list(entry.inputs), out=tmp_path / "b", options=options)
+    record = bundle.artifact("onnx-fp32")["recipe"]["simplify"]
+    assert record["applied"] is False
+    assert record["reason"] == (
+        "skipped: weights are 1.2 MiB, over the 0.0 MiB that onnxsim can serialise"
+    )

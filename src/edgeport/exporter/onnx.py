@@ -84,9 +84,12 @@ def export_onnx(
 
     if exporter not in EXPORTERS:
         raise EdgeportError(f"unknown ONNX exporter {exporter!r}", available=", ".join(EXPORTERS))
-    wrapped = _make_flat_outputs()(model).eval()
+    # A ScriptModule cannot be called from inside another module's trace; the legacy exporter
+    # flattens its outputs itself, in the same order as `flatten_outputs`.
+    is_script = isinstance(model, torch.jit.ScriptModule)
+    wrapped = model if is_script else _make_flat_outputs()(model).eval()
     record: dict[str, Any] = {"torch": torch.__version__, "opset": opset}
-    if exporter in ("auto", "dynamo") and not isinstance(model, torch.jit.ScriptModule):
+    if exporter in ("auto", "dynamo") and not is_script:
         try:
             _export_dynamo(wrapped, example_inputs, path, inputs, outputs, opset)
             record["exporter"] = "dynamo"

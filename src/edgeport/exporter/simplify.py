@@ -37,7 +37,10 @@ def simplify_onnx(
     record: dict[str, Any] = {"applied": False, "nodes_before": len(model.graph.node)}
     size = weight_bytes(model)
     if size > SIZE_LIMIT:
-        record["reason"] = f"skipped: weights are {size / 1024**3:.2f} GiB, over onnxsim's 2 GiB"
+        record["reason"] = (
+            f"skipped: weights are {size / 2**20:.1f} MiB, over the {SIZE_LIMIT / 2**20:.1f} MiB "
+            "that onnxsim can serialise"
+        )
         return model, record
     try:
         import onnxsim

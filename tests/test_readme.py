@@ -1,0 +1,40 @@
+"""The README's command blocks run as written (from a scratch directory)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    lines = [ln.split("#")[0].strip() for block in blocks for ln in block.splitlines()]
+    return [ln for ln in lines if ln.startswith("edgeport ")]
+
+
+def test_readme_has_the_two_setup_commands() -> None:
+    text = (REPO / "README.md").read_text()
+    quick_start = text.split("## Quick start", 1)[1].split("##", 1)[0]
+    assert re.findall(r"^make \w+", quick_start, flags=re.M) == ["make demo", "make test"]
+
+
+@pytest.mark.slow
+def test_readme_walkthrough_runs(tmp_path: Path) -> None:
+    (tmp_path / "tests").symlink_to(REPO / "tests")
+    commands = readme_commands()
+    assert len(commands) == 5
+    outputs = []
+    for command in commands:
+        result = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+        outputs.append(result.stdout)
+    assert "eager@batch=7" in outputs[2]
+    assert "verified: hashes match" in outputs[2]
+    assert "onnx-fp32" in outputs[3]
+    assert "1,814.1 M MACs" in outputs[4]
