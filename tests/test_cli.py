@@ -23,7 +23,7 @@ def _error(result: object) -> str:
     return result.stderr.replace("\n", " ")  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("verb", ["export", "verify", "inspect", "demo"])
+@pytest.mark.parametrize("verb", ["export", "verify", "inspect", "run", "demo"])
 def test_every_verb_has_help_with_an_example(verb: str) -> None:
     result = run_cli(verb, "--help")
     assert result.returncode == 0
@@ -155,3 +155,50 @@ def test_inspect_bundle_lists_artifacts(exported: Exported) -> None:
     assert info["artifacts"]["onnx-fp32"]["ops"]["Conv"] == 2
     text = run_cli("inspect", str(exported("small_cnn").root)).stdout
     assert "315,146 parameters, 3.0 M MACs" in text
+
+
+def test_run_with_inputs_file_writes_outputs(exported: Exported, tmp_path: Path) -> None:
+    import numpy as np
+
+    bundle = exported("two_inputs_dict_output")
+    gset = bundle.golden_sets()[0]
+    np.savez(tmp_path / "x.npz", **gset.inputs)
+    result = run_cli(
+        "run",
+        str(bundle.root),
+        "--inputs",
+        str(tmp_path / "x.npz"),
+        "--out",
+        str(tmp_path / "y.npz"),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["provider"] == "cpu"
+    assert summary["outputs"]["scores"]["shape"] == [1, 3]
+    with np.load(tmp_path / "y.npz") as y:
+        np.testing.assert_allclose(y["boxes"], gset.outputs["boxes"], rtol=1e-4, atol=1e-6)
+
+
+def test_run_cuda_on_cpu_machine_fails_closed(exported: Exported) -> None:
+    from edgeport.runtime import available_providers
+
+    if "CUDAExecutionProvider" in available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    root = str(exported("small_cnn").root)
+    result = run_cli("run", root, "--provider", "cuda")
+    assert result.returncode == 2
+    assert "provider 'cuda' (CUDAExecutionProvider) is not usable" in _error(result)
+    fallback = run_cli("run", root, "--provider", "cuda", "--allow-fallback", "--json")
+    assert fallback.returncode == 0
+    assert json.loads(fallback.stdout)["provider"] == "cpu"
+
+
+def test_run_rejects_misnamed_inputs(exported: Exported, tmp_path: Path) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / "x.npz", img=np.zeros((1, 1, 16, 16), np.float32))
+    result = run_cli("run", str(exported("small_cnn").root), "--inputs", str(tmp_path / "x.npz"))
+    assert result.returncode == 2
+    assert "has no array for inputs ['input']" in _error(result)
+    assert "Available: img" in _error(result)

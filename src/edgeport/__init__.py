@@ -24,6 +24,7 @@ from edgeport.spec import TensorSpec
 if TYPE_CHECKING:
     from edgeport.exporter.flow import ExportOptions, export
     from edgeport.inspection import inspect_path
+    from edgeport.runtime.session import Session, SessionOptions
     from edgeport.verify import VerifyReport, verify_bundle
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "EdgeportError",
     "ExportOptions",
     "InternalError",
+    "Session",
+    "SessionOptions",
     "TensorSpec",
     "VerifyReport",
     "__version__",
@@ -42,6 +45,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Session": "edgeport.runtime.session",
+    "SessionOptions": "edgeport.runtime.session",
     "export": "edgeport.exporter.flow",
     "ExportOptions": "edgeport.exporter.flow",
     "inspect_path": "edgeport.inspection",

@@ -85,8 +85,15 @@ class Bundle:
 
     @property
     def inputs(self) -> list[TensorSpec]:
-        """Model input specs, in call order."""
-        return [TensorSpec.from_json(d) for d in self.manifest["inputs"]]
+        """Model input specs, in call order, with the example sizes they were exported at."""
+        examples = dict(self.manifest.get("input_examples", {}))
+        specs = [TensorSpec.from_json(d) for d in self.manifest["inputs"]]
+        return [
+            TensorSpec(
+                s.name, s.dtype, s.shape, {k: v for k, v in examples.items() if k in s.shape}
+            )
+            for s in specs
+        ]
 
     @property
     def outputs(self) -> list[TensorSpec]:

@@ -28,6 +28,11 @@ INSPECT_EXAMPLE = """example:
   edgeport inspect b
   edgeport inspect b/model.onnx --json
 """
+RUN_EXAMPLE = """example:
+  edgeport run b --inputs x.npz --out y.npz
+  edgeport run b --artifact torchscript-fp32 --trust-torchscript --json
+  edgeport run b --provider cuda --allow-fallback
+"""
 DEMO_EXAMPLE = """example:
   edgeport demo --out demo-bundle
 """
@@ -113,6 +118,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("inspect", "Show IO, ops, parameters, MACs and size.", INSPECT_EXAMPLE, cmd_inspect)
     p.add_argument("path", help="bundle directory or .onnx file")
 
+    p = verb("run", "Run an artifact on inputs.", RUN_EXAMPLE, cmd_run)
+    p.add_argument("bundle", help="bundle directory or .onnx file")
+    p.add_argument(
+        "--inputs",
+        help=".npz (one array per input name) or .npy (one input); "
+        "default: the bundle's golden inputs",
+    )
+    p.add_argument("--artifact", help="artifact name (default: the recommended one)")
+    p.add_argument("--provider", default="cpu", help="cpu (default), cuda or tensorrt")
+    p.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="run on the CPU if the provider is unusable (results labeled cpu)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    p.add_argument("--cast", action="store_true", help="cast inputs to the model's dtypes")
+    p.add_argument(
+        "--trust-torchscript",
+        action="store_true",
+        help="allow running a TorchScript artifact (it runs code from the file)",
+    )
+    p.add_argument("--out", help="write the outputs to this .npz")
+
     p = verb("demo", "Export and verify the built-in example model.", DEMO_EXAMPLE, cmd_demo)
     p.add_argument("--out", default="demo-bundle", help="bundle directory (default demo-bundle)")
     return parser
@@ -194,6 +222,87 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         _print_inspect(info)
     return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`edgeport run`."""
+    import time
+
+    import numpy as np
+
+    from edgeport.data import load_npz
+    from edgeport.runtime.session import Session
+
+    session = Session(
+        args.bundle,
+        args.artifact,
+        args.provider,
+        threads=args.threads,
+        allow_fallback=args.allow_fallback,
+        cast=args.cast,
+        trust_torchscript=args.trust_torchscript,
+    )
+    if args.inputs:
+        feeds = load_npz(args.inputs, session.inputs)
+    elif session.bundle is not None:
+        feeds = session.bundle.golden_sets()[0].inputs
+    else:
+        raise EdgeportError(
+            "--inputs is required for a bare .onnx file",
+            expected="an .npz with one array per input name",
+        )
+    start = time.perf_counter()
+    outputs = session.run(feeds)
+    seconds = time.perf_counter() - start
+    if args.out:
+        np.savez(args.out, **outputs)
+    summary = {
+        "artifact": session.artifact,
+        "provider": outputs.provider,
+        "seconds": seconds,
+        "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
+        "outputs": {
+            k: {"dtype": str(v.dtype), "shape": list(v.shape), **_stats(v)}
+            for k, v in outputs.items()
+        },
+        "written": args.out,
+        "notes": session.notes,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_run(summary)
+    return EXIT_OK
+
+
+def _stats(array: Any) -> dict[str, float]:
+    if array.dtype.kind not in "fiub" or array.size == 0:
+        return {}
+    return {"min": float(array.min()), "max": float(array.max()), "mean": float(array.mean())}
+
+
+def _print_run(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{summary['artifact']} on {summary['provider']}: "
+        f"{summary['seconds'] * 1e3:.2f} ms (first run, includes warm-up)"
+    )
+    for col in ("output", "dtype", "shape", "min", "max", "mean"):
+        table.add_column(col)
+    for name, o in summary["outputs"].items():
+        table.add_row(
+            name,
+            o["dtype"],
+            str(o["shape"]),
+            *(f"{o[k]:.6g}" if k in o else "" for k in ("min", "max", "mean")),
+        )
+    console = _console()
+    console.print(table)
+    for note in summary["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if summary["written"]:
+        console.print(f"outputs written to {summary['written']}", highlight=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

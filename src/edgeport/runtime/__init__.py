@@ -1,5 +1,6 @@
-"""Running artifacts: ONNX Runtime and TorchScript runners (no torch needed for ONNX)."""
+"""Running artifacts: `Session` (validated inputs, provider policy, monitoring) and runners."""
 
-from edgeport.runtime.runners import ArtifactRunner, OnnxRunner, TorchScriptRunner, runner_for
+from edgeport.runtime.providers import Provider, available_providers
+from edgeport.runtime.session import Outputs, Session, SessionOptions
 
-__all__ = ["ArtifactRunner", "OnnxRunner", "TorchScriptRunner", "runner_for"]
+__all__ = ["Outputs", "Provider", "Session", "SessionOptions", "available_providers"]

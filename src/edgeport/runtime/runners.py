@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.bundle import Bundle, check_external_data
+from edgeport.bundle import Bundle
 from edgeport.errors import EdgeportError
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ArtifactRunner(abc.ABC):
 
 
 class OnnxRunner(ArtifactRunner):
-    """ONNX Runtime on the CPU provider (the provider policy arrives with `edgeport.Session`)."""
+    """An ONNX file through `edgeport.Session` on the CPU provider."""
 
     format = "onnx"
 
@@ -74,34 +74,13 @@ class OnnxRunner(ArtifactRunner):
         threads: int | None = None,
     ) -> None:
         super().__init__(path, input_names, output_names)
-        import onnxruntime as ort
+        from edgeport.runtime.session import Session
 
-        check_external_data(self.path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise EdgeportError(
-                f"ONNX Runtime cannot load {str(self.path)!r}: {_first_line(exc)}",
-                fix="the file may be corrupt or use ops this onnxruntime lacks; re-export it",
-            ) from exc
-        self._ort_inputs = [i.name for i in self._session.get_inputs()]
-        self._ort_outputs = [o.name for o in self._session.get_outputs()]
+        self._session = Session(str(self.path), threads=threads)
 
     def _run_impl(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        feeds = dict(zip(self._ort_inputs, inputs, strict=True))
-        try:
-            return list(self._session.run(self._ort_outputs, feeds))
-        except Exception as exc:
-            raise EdgeportError(
-                f"ONNX Runtime failed running {self.path.name}: {_first_line(exc)}",
-                expected="inputs matching the model's declared shapes and dtypes",
-            ) from exc
+        outputs = self._session.run(inputs)
+        return [outputs[name] for name in self._session.output_names]
 
 
 class TorchScriptRunner(ArtifactRunner):
@@ -171,8 +150,3 @@ def runner_for(bundle: Bundle, artifact: str, *, threads: int | None = None) -> 
         f"artifact {artifact!r} has format {entry['format']!r}",
         available="onnx, torchscript",
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:400]
