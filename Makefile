@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.edgeport-installed
 # torch/torchvision versions that install from the machine's wheel cache (DESIGN.md §8).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint typecheck pytest clean
+.PHONY: install demo test bench lint typecheck pytest clean
 
 install: $(STAMP)
 
@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(VENV)/bin/edgeport demo --out demo-bundle
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -32,5 +32,9 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Performance targets are checked here, never in timed unit tests.
+bench: $(STAMP)
+	$(PY) bench/session_overhead.py
+
 clean:
-	rm -rf $(VENV) build demo-bundle .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build demo-bundle bench-results .pytest_cache .mypy_cache .ruff_cache

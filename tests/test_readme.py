@@ -28,7 +28,7 @@ def test_readme_has_the_two_setup_commands() -> None:
 def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     (tmp_path / "tests").symlink_to(REPO / "tests")
     commands = readme_commands()
-    assert len(commands) == 5
+    assert len(commands) == 6
     outputs = []
     for command in commands:
         result = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
@@ -38,3 +38,5 @@ def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     assert "verified: hashes match" in outputs[2]
     assert "onnx-fp32" in outputs[3]
     assert "1,814.1 M MACs" in outputs[4]
+    assert "onnx-fp32 on cpu" in outputs[5]
+    assert (tmp_path / "y.npz").is_file()

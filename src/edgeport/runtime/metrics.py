@@ -7,6 +7,7 @@ the whole life of the session.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import Counter
 from typing import Any
@@ -44,28 +45,26 @@ class SessionMetrics:
         window: How many recent latencies the percentiles are computed from.
     """
 
-    def __init__(self, labels: dict[str, str], window: int = 8192) -> None:
+    def __init__(self, labels: dict[str, str], input_names: list[str], window: int = 8192) -> None:
         self.labels = dict(labels)
+        self.input_names = list(input_names)
         self._lock = threading.Lock()
         self._window = np.zeros(window, dtype=np.int64)
         self._runs = 0
         self._errors = 0
         self._sum_ns = 0
         self._buckets = [0] * (len(BUCKETS) + 1)
-        self._shapes: Counter[tuple[str, tuple[int, ...]]] = Counter()
+        self._shapes: Counter[tuple[tuple[int, ...], ...]] = Counter()
 
-    def record(self, elapsed_ns: int, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> None:
-        """Count one successful run of ``elapsed_ns`` nanoseconds with these input shapes."""
-        bucket = 0
-        while bucket < len(_BUCKETS_NS) and elapsed_ns > _BUCKETS_NS[bucket]:
-            bucket += 1
+    def record(self, elapsed_ns: int, shapes: tuple[tuple[int, ...], ...]) -> None:
+        """Count one successful run of ``elapsed_ns`` nanoseconds; ``shapes`` in input order."""
+        bucket = bisect.bisect_left(_BUCKETS_NS, elapsed_ns)
         with self._lock:
             self._window[self._runs % len(self._window)] = elapsed_ns
             self._runs += 1
             self._sum_ns += elapsed_ns
             self._buckets[bucket] += 1
-            for item in shapes:
-                self._shapes[item] += 1
+            self._shapes[shapes] += 1
 
     def record_error(self) -> None:
         """Count one failed run (bad input or a runtime failure)."""
@@ -77,7 +76,7 @@ class SessionMetrics:
         with self._lock:
             runs, errors, total = self._runs, self._errors, self._sum_ns
             recent = self._window[: min(runs, len(self._window))].copy()
-            shapes = dict(self._shapes)
+            combos = dict(self._shapes)
             buckets = list(self._buckets)
         latency: dict[str, float | None] = dict.fromkeys(("p50", "p90", "p99", "mean", "max"))
         if recent.size:
@@ -96,11 +95,15 @@ class SessionMetrics:
             "latency_seconds": latency,
             "latency_window": int(recent.size),
             "latency_buckets": dict(zip([*map(str, BUCKETS), "+Inf"], buckets, strict=True)),
-            "input_shapes": {
-                f"{name}:{'x'.join(map(str, shape))}": count
-                for (name, shape), count in sorted(shapes.items())
-            },
+            "input_shapes": self._per_input(combos),
         }
+
+    def _per_input(self, combos: dict[tuple[tuple[int, ...], ...], int]) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for shapes, count in combos.items():
+            for name, shape in zip(self.input_names, shapes, strict=False):
+                counts[f"{name}:{'x'.join(map(str, shape))}"] += count
+        return dict(sorted(counts.items()))
 
     def prometheus(self, prefix: str = "edgeport_session") -> str:
         """The snapshot in Prometheus text exposition format."""

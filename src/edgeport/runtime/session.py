@@ -31,6 +31,7 @@ from edgeport.spec import TensorSpec
 
 log = logging.getLogger(__name__)
 
+_MISSING = object()
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
 INT8_OPS = frozenset(
@@ -203,7 +204,11 @@ class Session:
         self._input_names = [s.name for s in self.inputs]
         self._output_names = [s.name for s in self.outputs]
         self._checks = [_make_check(s) for s in self.inputs]
-        self.metrics_ = SessionMetrics({"artifact": self.artifact, "provider": self.provider})
+        labels = [label for c in self._checks for _, label in c.symbolic]
+        self._shared_labels = {label for label in labels if labels.count(label) > 1}
+        self.metrics_ = SessionMetrics(
+            {"artifact": self.artifact, "provider": self.provider}, self._input_names
+        )
         if self.provider in ("cuda", "tensorrt") and fmt == "onnx" and self._impl.has_int8():
             self.notes.append(
                 "int8 on the CUDA provider is a known slow path (QDQ ops run as float "
@@ -282,8 +287,8 @@ class Session:
         """
         start = time.perf_counter_ns()
         try:
-            arrays = self._prepare(feeds)
-            results = self._impl.run(self._input_names, arrays, self._output_names)
+            prepared = self._prepare(feeds)
+            results = self._impl.run(prepared, self._output_names)
         except EdgeportError:
             self.metrics_.record_error()
             raise
@@ -293,18 +298,20 @@ class Session:
                 f"{self.artifact} failed at run time on {self.provider}: "
                 f"{str(exc).strip().splitlines()[0][:400] if str(exc).strip() else exc!r}",
             ) from exc
-        elapsed = time.perf_counter_ns() - start
         self.metrics_.record(
-            elapsed,
-            tuple(
-                (n, getattr(a, "shape", ())) for n, a in zip(self._input_names, arrays, strict=True)
-            ),
+            time.perf_counter_ns() - start,
+            tuple(getattr(a, "shape", ()) for a in prepared.values()),
         )
         return Outputs(zip(self._output_names, results, strict=True), self.provider)
 
     __call__ = run
 
-    def _prepare(self, feeds: Any) -> list[Any]:
+    def _prepare(self, feeds: Any) -> dict[str, Any]:
+        """Validated feeds in input order; the caller's dict itself when nothing changed."""
+        if type(feeds) is dict and len(feeds) == len(self._checks):
+            fast = self._prepare_dict(feeds)
+            if fast is not None:
+                return fast
         if isinstance(feeds, Mapping):
             if len(feeds) != len(self._checks) or any(n not in feeds for n in self._input_names):
                 raise self._name_error(feeds)
@@ -325,13 +332,31 @@ class Session:
                 expected=f"a dict or a list: {self._describe_inputs()}",
             )
         arrays = [self._check(c, v) for c, v in zip(self._checks, values, strict=True)]
-        self._check_symbolic(arrays)
-        return arrays
+        if self._shared_labels:
+            self._check_symbolic(arrays)
+        if type(feeds) is dict and all(a is v for a, v in zip(arrays, values, strict=True)):
+            return feeds
+        return dict(zip(self._input_names, arrays, strict=True))
+
+    def _prepare_dict(self, feeds: dict[str, Any]) -> dict[str, Any] | None:
+        """The common case, kept lean: a dict of the right names. None: take the slow path."""
+        arrays = []
+        unchanged = True
+        for check in self._checks:
+            value = feeds.get(check.name, _MISSING)
+            if value is _MISSING:
+                return None
+            array = self._check(check, value)
+            unchanged = unchanged and array is value
+            arrays.append(array)
+        if self._shared_labels:
+            self._check_symbolic(arrays)
+        return feeds if unchanged else dict(zip(self._input_names, arrays, strict=True))
 
     def _check(self, check: _InputCheck, value: Any) -> Any:
         if check.dtype is None:
             return value  # sequences, optionals, maps: ONNX Runtime checks them
-        if not isinstance(value, np.ndarray):
+        if type(value) is not np.ndarray:
             value = _to_numpy(value, check.name)
         if value.dtype != check.dtype:
             if not self.cast:
@@ -342,13 +367,13 @@ class Session:
                     "cast=True; edgeport never casts silently",
                 )
             value = value.astype(check.dtype)
-        if check.rank is not None and value.ndim != check.rank:
-            hint = " (add a batch dim: x[None])" if value.ndim == check.rank - 1 else ""
+        shape = value.shape
+        if check.rank is not None and len(shape) != check.rank:
+            hint = " (add a batch dim: x[None])" if len(shape) == check.rank - 1 else ""
             raise EdgeportError(
-                f"input {check.name!r} has rank {value.ndim} (shape {list(value.shape)})",
+                f"input {check.name!r} has rank {len(shape)} (shape {list(shape)})",
                 expected=f"rank {check.rank}: {_spec_text(check.spec)}{hint}",
             )
-        shape = value.shape
         for axis, size in check.fixed:
             if shape[axis] != size:
                 raise EdgeportError(
@@ -464,7 +489,7 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
 class _Impl:
     provider: str
 
-    def run(self, names: list[str], arrays: list[Any], outputs: list[str]) -> list[Any]:
+    def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
         raise NotImplementedError
 
     def input_specs(self) -> list[TensorSpec]:
@@ -506,15 +531,15 @@ class _OrtImpl(_Impl):
             (p[1].get("device_id", 0) for p in plan.ort_providers if isinstance(p, tuple)), 0
         )
 
-    def run(self, names: list[str], arrays: list[Any], outputs: list[str]) -> list[Any]:
+    def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
         if self._iobinding:
-            return self._run_bound(names, arrays, outputs)
-        return list(self._session.run(outputs, dict(zip(names, arrays, strict=True))))
+            return self._run_bound(feeds, outputs)
+        return self._session.run(outputs, feeds)
 
-    def _run_bound(self, names: list[str], arrays: list[Any], outputs: list[str]) -> list[Any]:
+    def _run_bound(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
         """CUDA: inputs copied to the device once, outputs kept there until the final copy."""
         binding = self._session.io_binding()
-        for name, array in zip(names, arrays, strict=True):
+        for name, array in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(array))
         for name in outputs:
             binding.bind_output(name, "cuda", self._device_id)
@@ -612,13 +637,15 @@ class _TorchScriptImpl(_Impl):
             warnings.filterwarnings("ignore", category=FutureWarning)
             self._module = torch.jit.load(path, map_location=self._device).eval()
 
-    def run(self, names: list[str], arrays: list[Any], outputs: list[str]) -> list[Any]:
+    def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
         import torch
 
         from edgeport.runtime.runners import flatten_outputs
 
         with torch.inference_mode():
-            result = self._module(*[torch.as_tensor(a, device=self._device) for a in arrays])
+            result = self._module(
+                *[torch.as_tensor(a, device=self._device) for a in feeds.values()]
+            )
         return [t.detach().cpu().numpy() for t in flatten_outputs(result)]
 
     def placement(self, inputs: list[TensorSpec]) -> dict[str, dict[str, int]]:
