@@ -232,3 +232,16 @@ def test_torchscript_cuda_matches_cpu(exported: Exported) -> None:
     cpu = Session(root, "torchscript-fp32", trust_torchscript=True)
     assert gpu.provider == "cuda"
     np.testing.assert_allclose(gpu.run(x)["output"], cpu.run(x)["output"], rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not (HAS_CUDA_EP and torch.cuda.is_available()),
+    reason="needs onnxruntime-gpu and a CUDA build of torch on a GPU",
+)
+def test_cuda_tensors_are_bound_without_a_host_copy(exported: Exported) -> None:
+    root = exported("small_cnn").root
+    x = torch.randn(1, 1, 16, 16, device="cuda")
+    out = Session(root, provider="cuda").run({"input": x})
+    ref = Session(root).run({"input": x.cpu().numpy()})
+    np.testing.assert_allclose(out["output"], ref["output"], rtol=1e-3, atol=1e-4)

@@ -198,6 +198,8 @@ class Session:
         else:
             self._impl = _OrtImpl(source, plan, options)
         self.provider = self._impl.provider
+        # CUDA torch tensors stay on the device (IO binding) when the provider is a GPU one.
+        self._device_inputs = fmt == "onnx" and self.provider in ("cuda", "tensorrt")
         self.inputs: list[TensorSpec] = specs[0] if specs else self._impl.input_specs()
         self.outputs: list[TensorSpec] = specs[1] if specs else self._impl.output_specs()
         self._impl.check_names(self.inputs, self.outputs)
@@ -357,7 +359,11 @@ class Session:
         if check.dtype is None:
             return value  # sequences, optionals, maps: ONNX Runtime checks them
         if type(value) is not np.ndarray:
-            value = _to_numpy(value, check.name)
+            value = (
+                _DeviceTensor(value)
+                if self._device_inputs and _is_cuda_tensor(value)
+                else _to_numpy(value, check.name)
+            )
         if value.dtype != check.dtype:
             if not self.cast:
                 raise EdgeportError(
@@ -472,6 +478,28 @@ def _spec_text(spec: TensorSpec) -> str:
     return f"{spec.name} {spec.dtype}[{dims}]"
 
 
+def _is_cuda_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and getattr(value, "is_cuda", False)
+
+
+class _DeviceTensor:
+    """A CUDA torch tensor seen as dtype/shape/pointer, bound to ONNX Runtime without a copy."""
+
+    __slots__ = ("data_ptr", "device_id", "dtype", "shape", "tensor")
+
+    def __init__(self, tensor: Any) -> None:
+        self.tensor = tensor.contiguous()  # kept alive until the run ends
+        self.dtype = np.dtype(str(tensor.dtype).removeprefix("torch."))
+        self.shape = tuple(tensor.shape)
+        self.device_id = tensor.device.index or 0
+        self.data_ptr = self.tensor.data_ptr()
+
+    def astype(self, dtype: np.dtype[Any]) -> _DeviceTensor:
+        import torch
+
+        return _DeviceTensor(self.tensor.to(getattr(torch, dtype.name)))
+
+
 def _to_numpy(value: Any, name: str) -> np.ndarray:
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         return np.asarray(value.detach().cpu().numpy())
@@ -540,7 +568,12 @@ class _OrtImpl(_Impl):
         """CUDA: inputs copied to the device once, outputs kept there until the final copy."""
         binding = self._session.io_binding()
         for name, array in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+            if isinstance(array, _DeviceTensor):
+                binding.bind_input(
+                    name, "cuda", array.device_id, array.dtype, array.shape, array.data_ptr
+                )
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(array))
         for name in outputs:
             binding.bind_output(name, "cuda", self._device_id)
         self._session.run_with_iobinding(binding)
