@@ -35,6 +35,7 @@ test: lint typecheck pytest
 # Performance targets are checked here, never in timed unit tests.
 bench: $(STAMP)
 	$(PY) bench/session_overhead.py
+	$(PY) bench/quantization_speed.py
 
 clean:
 	rm -rf $(VENV) build demo-bundle bench-results .pytest_cache .mypy_cache .ruff_cache

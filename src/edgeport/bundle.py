@@ -223,6 +223,17 @@ class BundleWriter:
         if not self._committed:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def copy_from(self, bundle: Bundle) -> None:
+        """Start from an existing bundle's files (hard links where possible, else copies)."""
+        for src in bundle.root.rglob("*"):
+            if src.is_file() and src.name != MANIFEST:
+                dst = self.root / src.relative_to(bundle.root)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+
     def save_npy(self, rel: str, array: np.ndarray) -> str:
         """Write ``array`` to ``rel`` (no pickle) and return ``rel``."""
         path = self.root / rel

@@ -28,6 +28,11 @@ INSPECT_EXAMPLE = """example:
   edgeport inspect b
   edgeport inspect b/model.onnx --json
 """
+QUANTIZE_EXAMPLE = """example:
+  edgeport quantize b --calib calib.npz --eval test.npz --max-drop 0.5
+  edgeport quantize b --mode dynamic
+  edgeport quantize b --calib random        # accuracy unknown: warned
+"""
 RUN_EXAMPLE = """example:
   edgeport run b --inputs x.npz --out y.npz
   edgeport run b --artifact torchscript-fp32 --trust-torchscript --json
@@ -117,6 +122,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("inspect", "Show IO, ops, parameters, MACs and size.", INSPECT_EXAMPLE, cmd_inspect)
     p.add_argument("path", help="bundle directory or .onnx file")
+
+    p = verb("quantize", "Add an int8 artifact to a bundle.", QUANTIZE_EXAMPLE, cmd_quantize)
+    p.add_argument("bundle", help="bundle directory (from edgeport export)")
+    p.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "dynamic", "static"],
+        help="auto (default): static for conv-heavy models with --calib, dynamic for "
+        "MatMul/attention-heavy ones",
+    )
+    p.add_argument("--calib", help=".npz/.npy, image folder, file.py:factory, or 'random'")
+    p.add_argument("--eval", help="evaluation data (.npz with 'labels' for accuracy)")
+    p.add_argument(
+        "--max-drop", type=float, default=None, help="accuracy budget in percentage points"
+    )
+    p.add_argument(
+        "--method",
+        default="minmax",
+        choices=["minmax", "entropy", "percentile"],
+        help="calibration method (default minmax)",
+    )
+    p.add_argument(
+        "--format",
+        default="qdq",
+        choices=["qdq", "qoperator"],
+        help="static quantization format (default qdq)",
+    )
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")
+    p.add_argument("--exclude-node", action="append", default=[], help="never quantize this node")
+    p.add_argument("--exclude-op", action="append", default=[], help="never quantize this op type")
+    p.add_argument(
+        "--force-conv",
+        action="store_true",
+        help="quantize Conv dynamically too (usually slower than fp32 on CPUs)",
+    )
+    p.add_argument(
+        "--preprocess",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="auto (default): measure with and without pre-processing, keep the better",
+    )
+    p.add_argument(
+        "--max-reverts",
+        type=int,
+        default=8,
+        help="rounds of keeping sensitive tensors in float to meet the budget",
+    )
 
     p = verb("run", "Run an artifact on inputs.", RUN_EXAMPLE, cmd_run)
     p.add_argument("bundle", help="bundle directory or .onnx file")
@@ -222,6 +274,82 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         _print_inspect(info)
     return EXIT_OK
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """`edgeport quantize`."""
+    from edgeport.quantization import CalibrationMethod, QuantFormat, QuantizeOptions, quantize
+
+    options = QuantizeOptions(
+        mode=args.mode,
+        calib=args.calib,
+        eval=args.eval,
+        max_drop=args.max_drop,
+        method=CalibrationMethod(args.method),
+        fmt=QuantFormat(args.format),
+        per_channel=not args.per_tensor,
+        exclude_nodes=tuple(args.exclude_node),
+        exclude_ops=tuple(args.exclude_op),
+        force_conv=args.force_conv,
+        preprocess=args.preprocess,
+        max_reverts=args.max_reverts,
+    )
+    with _progress(args.json):
+        bundle = quantize(args.bundle, options)
+    name = next(n for n in reversed(list(bundle.artifacts)) if n.startswith("onnx-int8"))
+    entry = bundle.artifact(name)
+    if args.json:
+        _print_json({"artifact": name, **entry, "recommended": bundle.manifest["recommended"]})
+    else:
+        _print_quantized(name, entry, bundle.manifest["recommended"])
+    return EXIT_OK
+
+
+def _print_quantized(name: str, entry: dict[str, Any], recommended: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    e, speed, st = entry["evaluation"], entry["speed"], entry["structure"]
+    table = Table(title=f"{name}: {entry['recipe']['mode_reason']}")
+    for col in ("metric", "fp32", "int8"):
+        table.add_column(col)
+    if e["accuracy_fp32"] is not None:
+        table.add_row(
+            f"accuracy ({e['samples']} samples)",
+            f"{e['accuracy_fp32']:.2%}",
+            f"{e['accuracy_int8']:.2%}",
+        )
+    table.add_row("cosine vs fp32", "1", f"{e['cosine']:.5f}")
+    if e["top1_agreement"] is not None:
+        table.add_row("top-1 agreement", "1", f"{e['top1_agreement']:.3f}")
+    table.add_row(
+        "latency p50, batch 1",
+        f"{speed['fp32']['median'] * 1e3:.3f} ms",
+        f"{speed['int8']['median'] * 1e3:.3f} ms ({speed['speedup_vs_fp32']:.2f}×)",
+    )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"QuantizeLinear {st['quantize_linear']}, DequantizeLinear "
+        f"{st['dequantize_linear']}, left in float: {st['float_ops'] or 'none'}",
+        highlight=False,
+    )
+    for kept in entry["kept_in_float"]:
+        console.print(
+            f"kept in float: {kept['tensor']} (SQNR {kept['sqnr_db']} dB) → nodes "
+            f"{', '.join(kept['nodes'])}",
+            highlight=False,
+        )
+    if "revert_latency_cost" in speed:
+        console.print(
+            f"latency cost of the float nodes: {speed['revert_latency_cost']:.2f}× "
+            "the fully quantized model",
+            highlight=False,
+        )
+    for warning in entry["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(
+        f"recommended: {recommended['artifact']} ({recommended['reason']})", highlight=False
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

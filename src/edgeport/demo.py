@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
 
@@ -32,6 +34,48 @@ def small_cnn(num_classes: int = 10) -> torch.nn.Module:
         nn.ReLU(),
         nn.Linear(128, num_classes),
     )
+
+
+def digits_16(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits (real 8×8 scans), upsampled to 1×16×16, split 75/25.
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``; images float32 scaled to about zero mean, unit
+        variance; labels int64.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.kron(digits.images.astype(np.float32) / 16.0, np.ones((2, 2), np.float32))
+    images = ((images - 0.3) / 0.4)[:, None]
+    order = np.random.default_rng(seed).permutation(len(images))
+    split = int(len(images) * 0.75)
+    train, test = order[:split], order[split:]
+    labels = digits.target.astype(np.int64)
+    return images[train], labels[train], images[test], labels[test]
+
+
+def train_digits_cnn(epochs: int = 8, seed: int = 0) -> tuple[torch.nn.Module, float]:
+    """Train `small_cnn` on digits (a few seconds on 2 cores); returns it and test accuracy."""
+    import torch
+
+    torch.manual_seed(seed)
+    x_train, y_train, x_test, y_test = digits_16(seed)
+    model = small_cnn()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    xs, ys = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(xs), generator=generator).split(64):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx])
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+    return model, accuracy
 
 
 def run_demo(out: str | Path) -> Bundle:

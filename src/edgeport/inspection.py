@@ -106,6 +106,11 @@ def count_parameters(model: onnx.ModelProto) -> int:
 
 def count_macs(model: onnx.ModelProto, sizes: dict[str, int]) -> int:
     """Multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul at the given sizes."""
+    return sum(macs_by_op(model, sizes).values())
+
+
+def macs_by_op(model: onnx.ModelProto, sizes: dict[str, int]) -> dict[str, int]:
+    """MACs per op type (only op types that have any) at the given symbolic sizes."""
     import onnx
 
     fixed = onnx.ModelProto()
@@ -120,9 +125,12 @@ def count_macs(model: onnx.ModelProto, sizes: dict[str, int]) -> int:
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=False, data_prop=True)
     except Exception:
-        return 0
+        return {}
     shapes = _known_shapes(inferred)
-    return int(sum(_node_macs(node, shapes) for node in inferred.graph.node))
+    per_op: dict[str, int] = collections.Counter()
+    for node in inferred.graph.node:
+        per_op[node.op_type] += _node_macs(node, shapes)
+    return {op: int(macs) for op, macs in per_op.items() if macs}
 
 
 def _known_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:

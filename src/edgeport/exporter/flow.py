@@ -299,6 +299,7 @@ def _artifact_entry(
         "derived_from": None,
         "recipe": recipe,
         "tolerance": PROFILES[Precision.FP32].to_json(),
+        "golden_sets": list(parity),
         "parity": parity,
         "passed": True,
         **extra,

@@ -192,6 +192,7 @@ class Session:
         self.bundle: Bundle | None = None
         self.notes: list[str] = []
         source, fmt, specs, self.artifact = self._locate(model, artifact, trust_torchscript)
+        self.artifact_path = Path(source) if isinstance(source, str) else None
         plan = resolve(provider, allow_fallback=allow_fallback, device_id=device_id)
         if fmt == "torchscript":
             self._impl: _Impl = _TorchScriptImpl(source, plan, specs)

@@ -1,0 +1,482 @@
+"""`quantize`: add int8 ONNX artifacts to a bundle, measured for accuracy and speed.
+
+The mode is chosen from the model (``auto``: static for conv-heavy models with calibration data,
+dynamic for MatMul/attention-heavy ones), pre-processing is a measured choice, the accuracy budget
+is enforced by keeping the most sensitive tensors in float, and every int8 artifact is timed
+against fp32 in the same process: a slower one is marked and never recommended.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.benchmarks.latency import ratio, time_interleaved
+from edgeport.benchmarks.parity import PROFILES, Precision, Tolerance, check_outputs
+from edgeport.bundle import Bundle, BundleWriter, file_record, load_bundle
+from edgeport.environment import collect_environment
+from edgeport.errors import CheckFailed, EdgeportError
+from edgeport.quantization.analysis import (
+    Evaluation,
+    evaluate,
+    op_macs,
+    rank_tensors,
+    run_all,
+    structure,
+)
+from edgeport.quantization.calibration import DEFAULT_MAX_SAMPLES, SampleSet, load_samples
+from edgeport.quantization.methods import (
+    DYNAMIC_OPS,
+    CalibrationMethod,
+    QuantFormat,
+    choose_types,
+    quantize_dynamic_onnx,
+    quantize_static_onnx,
+)
+from edgeport.quantization.preprocess import preprocess
+from edgeport.runtime.session import Session, SessionOptions
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "dynamic", "static")
+PREPROCESS = ("auto", "on", "off")
+SAMPLE_SET = "sample"
+SAMPLE_SET_SIZE = 64
+CONV_HEAVY = 0.5  # share of MACs in Conv above which a model counts as conv-heavy
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """How to quantize. Validated on construction.
+
+    Attributes:
+        mode: ``auto`` (default), ``dynamic`` or ``static``.
+        calib: Calibration data (``.npz``, ``.npy``, image folder, ``file.py:fn``, ``random``).
+        eval: Evaluation data (with ``labels`` for accuracy); default: the calibration data.
+        max_drop: Accuracy budget in percentage points (top-1 disagreement without labels).
+        method: Calibration method (minmax, entropy, percentile).
+        fmt: QDQ (default) or QOperator.
+        per_channel: Per-channel weight scales (default True; static).
+        exclude_nodes: Node names never quantized.
+        exclude_ops: Op types never quantized (static).
+        force_conv: Quantize Conv dynamically too (slow on CPUs; warned).
+        preprocess: ``auto`` (measure with and without, keep the better), ``on``, ``off``.
+        max_samples: Cap on calibration samples read.
+        max_eval_samples: Cap on evaluation samples read.
+        max_reverts: Bound on accuracy-recovery rounds (each keeps one more tensor in float).
+        tolerance: Override of the int8 tolerance profile (cosine ≥ 0.99, top-1 agreement ≥
+            0.95); recorded in the manifest. ``min_top1=None`` drops the top-1 criterion, e.g.
+            for random-weight models whose logits are near ties.
+    """
+
+    mode: str = "auto"
+    calib: str | None = None
+    eval: str | None = None
+    max_drop: float | None = None
+    method: CalibrationMethod = CalibrationMethod.MINMAX
+    fmt: QuantFormat = QuantFormat.QDQ
+    per_channel: bool = True
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_ops: tuple[str, ...] = ()
+    force_conv: bool = False
+    preprocess: str = "auto"
+    max_samples: int = DEFAULT_MAX_SAMPLES
+    max_eval_samples: int = 2048
+    max_reverts: int = 8
+    tolerance: Tolerance = PROFILES[Precision.INT8]
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise EdgeportError(f"unknown --mode {self.mode!r}", available=", ".join(MODES))
+        if self.preprocess not in PREPROCESS:
+            raise EdgeportError(
+                f"unknown --preprocess {self.preprocess!r}", available=", ".join(PREPROCESS)
+            )
+        if self.max_drop is not None and self.max_drop < 0:
+            raise EdgeportError(f"--max-drop {self.max_drop} is negative", expected="≥ 0 points")
+        if self.mode == "static" and self.calib is None:
+            raise EdgeportError(
+                "--mode static needs calibration data, and none was given",
+                expected="--calib DATA: an .npz with one array per input (a few hundred real "
+                "samples), an .npy, an image folder or file.py:factory",
+                fix="pass --calib DATA; or --calib random if you accept unknown accuracy; or "
+                "--mode dynamic, which needs no calibration",
+            )
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    recipe: dict[str, Any]
+    evaluation: Evaluation
+    outputs: dict[str, np.ndarray]
+
+
+def quantize(bundle_dir: str | Path, options: QuantizeOptions | None = None) -> Bundle:
+    """Add an int8 artifact to the bundle at ``bundle_dir`` (rewritten atomically).
+
+    Returns:
+        The updated bundle.
+
+    Raises:
+        EdgeportError: Bad options or data, or nothing to quantize.
+        CheckFailed: The int8 model misses its accuracy budget even with the allowed reverts.
+    """
+    from edgeport._progress import step
+
+    options = options or QuantizeOptions()
+    bundle = load_bundle(bundle_dir)
+    fp32 = bundle.path_of("onnx-fp32")
+    sizes = {k: v for s in bundle.inputs for k, v in s.examples.items()}
+    mode, reason = _choose_mode(fp32, sizes, options)
+    log.info("quantization mode %s: %s", mode, reason)
+    calib = _samples(options.calib, bundle, options, "--calib") if options.calib else None
+    evals = _samples(options.eval, bundle, options, "--eval") if options.eval else calib
+    if evals is None:
+        evals = SampleSet("golden", _golden_arrays(bundle), random=True)
+    batch = 32 if isinstance(bundle.inputs[0].shape[0], str) else 1
+    fp32_session = Session(fp32)
+    with step("running fp32 on the evaluation data"):
+        reference = run_all(fp32_session.run, evals, batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        pre = _preprocessed(fp32, work, options)
+        with step(f"quantizing ({mode})"):
+            first = _quantize_measured(
+                fp32, pre, work, mode, calib, evals, reference, batch, options
+            )
+        with step("checking the accuracy budget"):
+            best, reverted = _meet_budget(
+                first, fp32, pre, work, mode, calib, evals, reference, batch, options
+            )
+        with step("timing int8 against fp32"):
+            speed = _speed(fp32, best.path, evals, first.path if reverted else None)
+        name = f"onnx-int8-{mode}"
+        return _write(
+            bundle, name, best, mode, reason, speed, reverted, evals, reference, calib, options
+        )
+
+
+def _preprocessed(
+    fp32: Path, work: Path, options: QuantizeOptions
+) -> tuple[Path, dict[str, Any]] | None:
+    """The pre-processed model and its record, or None when off or when every variant failed."""
+    if options.preprocess == "off":
+        return None
+    path = work / "preprocessed.onnx"
+    record = preprocess(fp32, path)
+    if record["variant"] == "none":
+        log.warning(
+            "quantization pre-processing failed; quantizing the model as is: %s", record["failures"]
+        )
+        return None
+    return path, record
+
+
+def _choose_mode(fp32: Path, sizes: dict[str, int], options: QuantizeOptions) -> tuple[str, str]:
+    macs = op_macs(fp32, sizes)
+    total = sum(macs.values())
+    conv = macs.get("Conv", 0) + macs.get("ConvTranspose", 0)
+    linear = sum(macs.get(op, 0) for op in ("MatMul", "Gemm"))
+    if total == 0:
+        raise EdgeportError(
+            "the model has no quantizable ops (no Conv, MatMul or Gemm carries any MACs)",
+            expected="a model whose compute is in Conv/MatMul/Gemm layers",
+            fix="int8 would not make this model faster; ship the fp32 artifact",
+        )
+    share = conv / total
+    summary = f"Conv {share:.0%} of {total / 1e6:,.1f} M MACs, MatMul/Gemm {linear / total:.0%}"
+    if options.mode != "auto":
+        if options.mode == "dynamic" and share >= CONV_HEAVY and not options.force_conv:
+            log.warning(
+                "dynamic quantization leaves Conv in float (%s); quantizing Conv dynamically "
+                "re-quantizes activations on every run and is usually slower than fp32 on CPUs. "
+                "Use --mode static with --calib for this model.",
+                summary,
+            )
+        return options.mode, f"requested ({summary})"
+    if share >= CONV_HEAVY:
+        if options.calib is None:
+            raise EdgeportError(
+                f"--mode auto: this model is conv-heavy ({summary}), which needs static "
+                "quantization, and static quantization needs calibration data",
+                fix="pass --calib DATA (real samples), or --calib random if you accept unknown "
+                "accuracy; --mode dynamic would only touch its MatMul/Gemm layers",
+            )
+        return "static", f"conv-heavy: {summary}; calibration data given"
+    return "dynamic", f"MatMul/attention-heavy: {summary}"
+
+
+def _samples(spec: str, bundle: Bundle, options: QuantizeOptions, purpose: str) -> SampleSet:
+    cap = options.max_samples if purpose == "--calib" else options.max_eval_samples
+    return load_samples(spec, bundle.inputs, max_samples=cap, purpose=purpose)
+
+
+def _golden_arrays(bundle: Bundle) -> dict[str, np.ndarray]:
+    base = bundle.golden_sets()[0]
+    return {k: np.asarray(v) for k, v in base.inputs.items()}
+
+
+def _quantize_once(
+    src: Path,
+    dst: Path,
+    mode: str,
+    calib: SampleSet | None,
+    options: QuantizeOptions,
+    exclude: tuple[str, ...],
+) -> dict[str, Any]:
+    nodes = (*options.exclude_nodes, *exclude)
+    if mode == "dynamic":
+        ops = (*DYNAMIC_OPS, "Conv") if options.force_conv else DYNAMIC_OPS
+        return quantize_dynamic_onnx(src, dst, op_types=ops, nodes_to_exclude=nodes)
+    if calib is None:
+        raise EdgeportError("static quantization needs --calib DATA")
+    env = collect_environment()
+    types = choose_types(env["isa"], env["machine"])
+    return quantize_static_onnx(
+        src,
+        dst,
+        calib,
+        types=types,
+        method=options.method,
+        fmt=options.fmt,
+        per_channel=options.per_channel,
+        nodes_to_exclude=nodes,
+        op_types_to_exclude=options.exclude_ops,
+    )
+
+
+def _evaluate(
+    path: Path, evals: SampleSet, reference: dict[str, np.ndarray], batch: int
+) -> tuple[Evaluation, dict[str, np.ndarray]]:
+    outputs = run_all(Session(path).run, evals, batch)
+    return evaluate(reference, outputs, evals.labels), outputs
+
+
+def _score(candidate: _Candidate) -> float:
+    e = candidate.evaluation
+    if e.accuracy_int8 is not None:
+        return e.accuracy_int8 + e.cosine * 1e-6
+    return e.cosine
+
+
+def _quantize_measured(
+    fp32: Path,
+    pre: tuple[Path, dict[str, Any]] | None,
+    work: Path,
+    mode: str,
+    calib: SampleSet | None,
+    evals: SampleSet,
+    reference: dict[str, np.ndarray],
+    batch: int,
+    options: QuantizeOptions,
+    exclude: tuple[str, ...] = (),
+) -> _Candidate:
+    """Quantize from the pre-processed and/or the raw model (per options); keep the better."""
+    tries: list[tuple[str, Path, dict[str, Any]]] = []
+    if pre is not None:
+        tries.append(("preprocessed", pre[0], dict(pre[1])))
+    if pre is None or options.preprocess == "auto":
+        tries.append(("raw", fp32, {"variant": "skipped"}))
+    candidates = []
+    for label, src, record in tries:
+        dst = work / f"int8-{label}-{len(exclude)}.onnx"
+        recipe = _quantize_once(src, dst, mode, calib, options, exclude)
+        evaluation, outputs = _evaluate(dst, evals, reference, batch)
+        recipe["preprocess"] = {**record, "input": label}
+        candidates.append(_Candidate(dst, recipe, evaluation, outputs))
+    best = max(candidates, key=_score)
+    if len(candidates) > 1:
+        best.recipe["preprocess"]["measured"] = {
+            c.recipe["preprocess"]["input"]: c.evaluation.to_json() for c in candidates
+        }
+    return best
+
+
+def _passes(evaluation: Evaluation, options: QuantizeOptions) -> list[str]:
+    """Why an evaluation misses the budget (empty when it passes)."""
+    problems = []
+    profile = options.tolerance
+    if profile.min_cosine is not None and evaluation.cosine < profile.min_cosine:
+        problems.append(f"cosine {evaluation.cosine:.4f} < {profile.min_cosine}")
+    top1 = evaluation.top1_agreement
+    if top1 is not None and profile.min_top1 is not None and top1 < profile.min_top1:
+        problems.append(f"top1_agreement {top1:.3f} < {profile.min_top1}")
+    drop = evaluation.drop_pp
+    if options.max_drop is not None and drop is not None and drop > options.max_drop:
+        what = "accuracy drop" if evaluation.accuracy_fp32 is not None else "top-1 disagreement"
+        problems.append(f"{what} {drop:.2f} points > --max-drop {options.max_drop}")
+    return problems
+
+
+def _meet_budget(
+    best: _Candidate,
+    fp32: Path,
+    pre: tuple[Path, dict[str, Any]] | None,
+    work: Path,
+    mode: str,
+    calib: SampleSet | None,
+    evals: SampleSet,
+    reference: dict[str, np.ndarray],
+    batch: int,
+    options: QuantizeOptions,
+) -> tuple[_Candidate, list[dict[str, Any]]]:
+    """Keep the most sensitive tensors in float until the budget is met or the bound is hit."""
+    reverted: list[dict[str, Any]] = []
+    problems = _passes(best.evaluation, options)
+    excluded: tuple[str, ...] = ()
+    rounds = 0
+    while problems and rounds < options.max_reverts:
+        ranked = [
+            t for t in rank_tensors(best.path, calib or evals) if set(t.nodes) - set(excluded)
+        ]
+        if not ranked:
+            break
+        worst = ranked[0]
+        excluded = tuple(dict.fromkeys((*excluded, *worst.nodes)))
+        reverted.append(
+            {"tensor": worst.tensor, "sqnr_db": round(worst.sqnr_db, 2), "nodes": list(worst.nodes)}
+        )
+        log.info("keeping %s in float (SQNR %.1f dB): %s", worst.tensor, worst.sqnr_db, problems)
+        best = _quantize_measured(
+            fp32, pre, work, mode, calib, evals, reference, batch, options, excluded
+        )
+        problems = _passes(best.evaluation, options)
+        rounds += 1
+    if problems:
+        raise CheckFailed(
+            f"int8 ({mode}) misses the accuracy budget on {best.evaluation.samples} evaluation "
+            f"samples: {'; '.join(problems)}"
+            + (
+                f", even with {len(excluded)} nodes kept in float ({rounds} rounds)"
+                if rounds
+                else ""
+            ),
+            fix="give more representative --calib data, try --method percentile or entropy, "
+            "raise --max-reverts, or ship the fp32 artifact",
+        )
+    return best, reverted
+
+
+def _speed(fp32: Path, int8: Path, evals: SampleSet, all_quantized: Path | None) -> dict[str, Any]:
+    """Interleaved timing at batch 1, spinning off (DESIGN.md §6)."""
+    quiet = SessionOptions(spinning=False)
+    feeds = next(evals.feeds(1))
+    paths = {"fp32": fp32, "int8": int8}
+    if all_quantized is not None:
+        paths["int8-all-quantized"] = all_quantized
+    sessions = {name: Session(path, options=quiet) for name, path in paths.items()}
+    stats = time_interleaved(
+        {name: partial(session.run, feeds) for name, session in sessions.items()}, blocks=6
+    )
+    speedup = ratio(stats["fp32"], stats["int8"])
+    result: dict[str, Any] = {
+        "batch": 1,
+        "spinning": False,
+        "fp32": stats["fp32"].to_json(),
+        "int8": stats["int8"].to_json(),
+        "speedup_vs_fp32": speedup,
+        "slower_than_fp32": speedup < 1.0,
+    }
+    if all_quantized is not None:
+        full = stats["int8-all-quantized"]
+        result["revert_latency_cost"] = stats["int8"].median / full.median
+    if speedup < 1.0:
+        log.warning("int8 is slower than fp32 (%.2f×); it will not be recommended", speedup)
+    return result
+
+
+def _write(
+    bundle: Bundle,
+    name: str,
+    best: _Candidate,
+    mode: str,
+    reason: str,
+    speed: dict[str, Any],
+    reverted: list[dict[str, Any]],
+    evals: SampleSet,
+    reference: dict[str, np.ndarray],
+    calib: SampleSet | None,
+    options: QuantizeOptions,
+) -> Bundle:
+    rel = f"model.int8-{mode}.onnx"
+    count = min(SAMPLE_SET_SIZE, len(evals))
+    sample_inputs = {k: v[:count] for k, v in evals.arrays.items()}
+    sample_ref = {k: v[:count] for k, v in reference.items()}
+    tolerance = options.tolerance
+    results = check_outputs({k: v[:count] for k, v in best.outputs.items()}, sample_ref, tolerance)
+    with BundleWriter(bundle.root) as writer:
+        writer.copy_from(bundle)
+        (writer.root / rel).write_bytes(best.path.read_bytes())
+        manifest = dict(bundle.manifest)
+        golden = dict(manifest["golden"])
+        golden["sets"] = [s for s in golden["sets"] if s["name"] != SAMPLE_SET] + [
+            {
+                "name": SAMPLE_SET,
+                "sizes": {},
+                "reference": "onnx-fp32 (verified against eager PyTorch) on evaluation samples",
+                "inputs": {
+                    k: writer.save_npy(f"golden/{SAMPLE_SET}/inputs/{k}.npy", v)
+                    for k, v in sample_inputs.items()
+                },
+                "outputs": {
+                    k: writer.save_npy(f"golden/{SAMPLE_SET}/outputs/{k}.npy", v)
+                    for k, v in sample_ref.items()
+                },
+            }
+        ]
+        manifest["golden"] = golden
+        recipe = {**best.recipe, "mode": mode, "mode_reason": reason}
+        entry = {
+            **file_record(writer.root, rel),
+            "format": "onnx",
+            "precision": "int8",
+            "derived_from": "onnx-fp32",
+            "recipe": recipe,
+            "calibration": calib.describe() if calib else None,
+            "evaluation": {
+                **best.evaluation.to_json(),
+                "data": evals.describe(),
+                "max_drop": options.max_drop,
+            },
+            "kept_in_float": reverted,
+            "structure": structure(writer.root / rel),
+            "speed": speed,
+            "tolerance": tolerance.to_json(),
+            "golden_sets": [SAMPLE_SET],
+            "parity": {SAMPLE_SET: {r.name: r.to_json() for r in results}},
+            "passed": all(r.passed for r in results),
+            "warnings": ["calibrated on random data: accuracy on real inputs is unknown"]
+            if calib is not None and calib.random
+            else [],
+        }
+        manifest["artifacts"] = {**manifest["artifacts"], name: entry}
+        manifest["recommended"] = recommend(manifest["artifacts"])
+        writer.commit({k: v for k, v in manifest.items() if k != "schema"})
+    return load_bundle(bundle.root)
+
+
+def recommend(artifacts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The fastest passing ONNX artifact that beats fp32; fp32 ONNX when none does."""
+    best, best_speed = "onnx-fp32", 1.0
+    for name, entry in artifacts.items():
+        speed = entry.get("speed", {}).get("speedup_vs_fp32")
+        if entry["format"] == "onnx" and entry.get("passed") and speed and speed > best_speed:
+            best, best_speed = name, speed
+    if best == "onnx-fp32":
+        slower = [n for n, e in artifacts.items() if e.get("speed", {}).get("slower_than_fp32")]
+        why = "no compressed artifact is faster within its accuracy budget"
+        if slower:
+            why += f" ({', '.join(slower)} measured slower than fp32)"
+        return {"artifact": best, "reason": why}
+    return {
+        "artifact": best,
+        "reason": f"fastest within its accuracy budget: {best_speed:.2f}× "
+        "fp32 ONNX Runtime at batch 1, interleaved timing",
+    }

@@ -1,0 +1,197 @@
+"""The quantization methods: ONNX Runtime dynamic and static (QDQ or QOperator) quantization.
+
+Types are chosen for the CPU: with VNNI (AVX512-VNNI or AVX-VNNI) u8 activations × s8 weights is
+the fast path; on AVX2/AVX-512 without VNNI the same types need ``reduce_range`` (7-bit weights)
+to avoid saturation in the u8×s8 multiply (ONNX Runtime's quantization guide); ARM uses u8/s8 too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeport.errors import EdgeportError
+from edgeport.quantization.calibration import SampleSet
+
+log = logging.getLogger(__name__)
+
+# Ops ONNX Runtime's dynamic quantization speeds up. Gemm is not in its dynamic registry, and
+# Conv is slower quantized dynamically (activations re-quantized per run).
+DYNAMIC_OPS = ("MatMul", "Attention", "LSTM", "GRU")
+
+
+class CalibrationMethod(enum.Enum):
+    """Calibration methods (ONNX Runtime's MinMax, Entropy, Percentile)."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+class QuantFormat(enum.Enum):
+    """QDQ (QuantizeLinear/DequantizeLinear pairs; the default) or QOperator (QLinear* ops)."""
+
+    QDQ = "qdq"
+    QOPERATOR = "qoperator"
+
+
+@dataclass(frozen=True)
+class CpuTypes:
+    """Activation/weight types for this CPU, and why."""
+
+    activation: str
+    weight: str
+    reduce_range: bool
+    reason: str
+
+
+def choose_types(isa: Sequence[str], machine: str) -> CpuTypes:
+    """u8 activations, s8 weights; reduce_range on x86 without VNNI (saturation)."""
+    flags = set(isa)
+    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        return CpuTypes("uint8", "int8", False, "VNNI: u8×s8 dot products without saturation")
+    if machine in ("x86_64", "AMD64", "i386") and flags & {"avx2", "avx512f"}:
+        return CpuTypes(
+            "uint8", "int8", True, "AVX2/AVX-512 without VNNI: reduce_range avoids u8×s8 saturation"
+        )
+    return CpuTypes("uint8", "int8", False, f"{machine}: u8×s8 (no x86 saturation issue)")
+
+
+class SampleReader:
+    """An ONNX Runtime ``CalibrationDataReader`` over a `SampleSet`, one sample per feed."""
+
+    def __init__(self, samples: SampleSet, batch: int = 1) -> None:
+        self._samples = samples
+        self._batch = batch
+        self._iter: Iterator[dict[str, Any]] = samples.feeds(batch)
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = self._samples.feeds(self._batch)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+
+def quantize_dynamic_onnx(
+    src: Path,
+    dst: Path,
+    *,
+    op_types: Sequence[str] = DYNAMIC_OPS,
+    nodes_to_exclude: Sequence[str] = (),
+    per_channel: bool = False,
+    reduce_range: bool = False,
+) -> dict[str, Any]:
+    """ONNX Runtime dynamic quantization (weights int8, activations quantized at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet():
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            op_types_to_quantize=list(op_types),
+            nodes_to_exclude=list(nodes_to_exclude),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+        )
+    return {
+        "method": "dynamic",
+        "op_types": list(op_types),
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "weight_type": "int8",
+        "nodes_excluded": list(nodes_to_exclude),
+    }
+
+
+def quantize_static_onnx(
+    src: Path,
+    dst: Path,
+    samples: SampleSet,
+    *,
+    types: CpuTypes,
+    method: CalibrationMethod = CalibrationMethod.MINMAX,
+    fmt: QuantFormat = QuantFormat.QDQ,
+    per_channel: bool = True,
+    nodes_to_exclude: Sequence[str] = (),
+    op_types_to_exclude: Sequence[str] = (),
+) -> dict[str, Any]:
+    """ONNX Runtime static quantization calibrated on ``samples``."""
+    import onnx
+    from onnxruntime import quantization as q
+
+    quant_type = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
+    ops = _op_types_present(onnx.load(str(src), load_external_data=False), op_types_to_exclude)
+    with _quiet():
+        try:
+            q.quantize_static(
+                str(src),
+                str(dst),
+                SampleReader(samples),
+                quant_format=q.QuantFormat.QDQ
+                if fmt is QuantFormat.QDQ
+                else q.QuantFormat.QOperator,
+                op_types_to_quantize=ops,
+                per_channel=per_channel,
+                reduce_range=types.reduce_range,
+                activation_type=quant_type[types.activation],
+                weight_type=quant_type[types.weight],
+                nodes_to_exclude=list(nodes_to_exclude),
+                calibrate_method={
+                    CalibrationMethod.MINMAX: q.CalibrationMethod.MinMax,
+                    CalibrationMethod.ENTROPY: q.CalibrationMethod.Entropy,
+                    CalibrationMethod.PERCENTILE: q.CalibrationMethod.Percentile,
+                }[method],
+                extra_options={"CalibMovingAverage": False},
+            )
+        except Exception as exc:
+            raise EdgeportError(
+                f"static quantization failed: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300]}",
+                fix="try --method minmax, exclude the failing op type with --exclude-op, or "
+                "--mode dynamic",
+            ) from exc
+    return {
+        "method": "static",
+        "format": fmt.value,
+        "calibration": method.value,
+        "per_channel": per_channel,
+        "activation_type": types.activation,
+        "weight_type": types.weight,
+        "reduce_range": types.reduce_range,
+        "types_reason": types.reason,
+        "nodes_excluded": list(nodes_to_exclude),
+        "op_types_excluded": list(op_types_to_exclude),
+    }
+
+
+def _op_types_present(model: Any, exclude: Sequence[str]) -> list[str]:
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    supported = set(QDQRegistry) | set(QLinearOpsRegistry)
+    present = {n.op_type for n in model.graph.node}
+    return sorted((present & supported) - set(exclude))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    import warnings
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime.quantization logs advice on the root logger
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)

@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import edgeport
+from conftest import run_cli
+from edgeport.demo import digits_16, train_digits_cnn
+from edgeport.errors import CheckFailed, EdgeportError
+from edgeport.quantization import QuantizeOptions, quantize
+from edgeport.verify import verify_bundle
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A small CNN trained on scikit-learn's digits, its bundle, and calib/eval files."""
+    root = tmp_path_factory.mktemp("digits")
+    model, accuracy = train_digits_cnn()
+    x_train, _, x_test, y_test = digits_16()
+    np.savez(root / "calib.npz", image=x_train[:256])
+    np.savez(root / "eval.npz", image=x_test, labels=y_test)
+    edgeport.export(model, ["image:batch=1x1x16x16"], out=root / "fp32")
+    return {"root": root, "model": model, "accuracy": accuracy}
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_static_int8_on_digits_stays_within_half_a_point(
+    digits: dict[str, object], tmp_path: Path
+) -> None:
+    root = Path(str(digits["root"]))
+    assert float(str(digits["accuracy"])) > 0.95  # the CNN really learned the digits
+    bundle_dir = _copy(root / "fp32", tmp_path / "b")
+    options = QuantizeOptions(
+        calib=str(root / "calib.npz"), eval=str(root / "eval.npz"), max_drop=0.5
+    )
+    bundle = quantize(bundle_dir, options)
+    entry = bundle.artifact("onnx-int8-static")
+    evaluation = entry["evaluation"]
+    assert evaluation["samples"] == 450  # the whole test split
+    assert evaluation["accuracy_fp32"] > 0.95
+    assert evaluation["drop_pp"] <= 0.5
+    assert evaluation["drop_pp"] == pytest.approx(
+        (evaluation["accuracy_fp32"] - evaluation["accuracy_int8"]) * 100
+    )
+    assert entry["recipe"]["mode"] == "static"
+    assert entry["recipe"]["mode_reason"].startswith("conv-heavy: Conv 90% of 3.0 M MACs")
+    assert entry["recipe"]["format"] == "qdq"
+    assert entry["recipe"]["per_channel"] is True
+    assert set(entry["recipe"]["preprocess"]["measured"]) == {"preprocessed", "raw"}
+    structure = entry["structure"]
+    assert structure["quantize_linear"] >= 5
+    assert structure["float_ops"] == {}
+    assert structure["initializer_dtypes"]["int8"] == 4 * 2  # 4 weights + 4 weight zero points
+    assert entry["speed"]["fp32"]["median"] > 0
+    assert entry["speed"]["int8"]["median"] > 0
+    assert entry["kept_in_float"] == []
+    assert verify_bundle(bundle.root).passed
+    expected = "onnx-int8-static" if entry["speed"]["speedup_vs_fp32"] > 1 else "onnx-fp32"
+    assert bundle.manifest["recommended"]["artifact"] == expected
+
+
+def test_max_drop_reverts_the_sensitive_nodes(digits: dict[str, object], tmp_path: Path) -> None:
+    """A function-preserving rescale (one channel ×1000, its consumer ÷1000) wrecks per-tensor
+    activation ranges; the budget loop must find and keep those tensors in float."""
+    root = Path(str(digits["root"]))
+    model = digits["model"]
+    assert isinstance(model, torch.nn.Sequential)
+    outlier = copy.deepcopy(model)
+    with torch.no_grad():
+        outlier[0].weight[0] *= 1000
+        outlier[0].bias[0] *= 1000
+        outlier[2].weight[:, 0] /= 1000
+    edgeport.export(outlier, ["image:batch=1x1x16x16"], out=tmp_path / "b")
+    result = run_cli(
+        "quantize",
+        str(tmp_path / "b"),
+        "--calib",
+        str(root / "calib.npz"),
+        "--eval",
+        str(root / "eval.npz"),
+        "--max-drop",
+        "0.5",
+        "--preprocess",
+        "off",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "kept in float: relu (SQNR" in result.stdout
+    entry = edgeport.load_bundle(tmp_path / "b").artifact("onnx-int8-static")
+    assert len(entry["kept_in_float"]) >= 1
+    assert all(k["sqnr_db"] < 20 for k in entry["kept_in_float"])
+    assert entry["kept_in_float"][0]["tensor"] == "relu"  # the rescaled conv output
+    assert entry["kept_in_float"][0]["nodes"] == ["node_conv2d", "node_conv2d_1"]
+    assert entry["evaluation"]["drop_pp"] <= 0.5
+    assert entry["speed"]["revert_latency_cost"] > 0
+    with pytest.raises(
+        CheckFailed,
+        match=r"misses the accuracy budget on 450 evaluation samples: "
+        r"cosine 0\.\d+ < 0\.99.*accuracy drop \d+\.\d+ points > --max-drop 0\.5",
+    ):
+        quantize(
+            tmp_path / "b",
+            QuantizeOptions(
+                calib=str(root / "calib.npz"),
+                eval=str(root / "eval.npz"),
+                max_drop=0.5,
+                preprocess="off",
+                max_reverts=0,
+            ),
+        )
+
+
+def test_transformer_is_quantized_dynamically(exported: object, tmp_path: Path) -> None:
+    from catalog import CATALOG
+
+    entry = CATALOG["transformer_encoder"]
+    bundle = edgeport.export(
+        entry.source,
+        list(entry.inputs),
+        out=tmp_path / "b",
+        options=edgeport.ExportOptions(formats=("onnx",)),
+    )
+    tokens = np.random.default_rng(0).integers(0, 10, size=(64, 12))
+    np.savez(tmp_path / "eval.npz", tokens=tokens)
+    bundle = quantize(bundle.root, QuantizeOptions(eval=str(tmp_path / "eval.npz")))
+    art = bundle.artifact("onnx-int8-dynamic")
+    assert art["recipe"]["mode_reason"].startswith("MatMul/attention-heavy: Conv 0%")
+    assert art["evaluation"]["cosine"] >= 0.99
+    assert (
+        art["structure"]["integer_ops"].get("MatMulInteger", 0)
+        + art["structure"]["integer_ops"].get("DynamicQuantizeMatMul", 0)
+        > 0
+    )
+    assert art["structure"]["initializer_dtypes"]["int8"] > 0
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (
+            {"image": np.full((8, 1, 16, 16), 0.5, np.float32)},
+            r"--calib '.*', input 'image' is constant \(every value is 0\.5\).*--calib random",
+        ),
+        (
+            {"image": np.array([np.nan] * 256, np.float32).reshape(1, 1, 16, 16)},
+            r"input 'image' holds 256 NaN/Inf values",
+        ),
+        ({"image": np.zeros((0, 1, 16, 16), np.float32)}, r"input 'image' has no samples"),
+        (
+            {"img": np.ones((4, 1, 16, 16), np.float32)},
+            r"has no array for inputs \['image'\].*Available: img",
+        ),
+        (
+            {"image": np.ones((4, 3, 16, 16), np.float32)},
+            r"has samples of shape \[4, 3, 16, 16\]. Expected samples along axis 0 of \['batch', 1",
+        ),
+    ],
+    ids=["constant", "nan", "empty", "wrong-name", "wrong-shape"],
+)
+def test_bad_calibration_data(
+    digits: dict[str, object], tmp_path: Path, data: dict[str, np.ndarray], match: str
+) -> None:
+    np.savez(tmp_path / "calib.npz", **data)
+    bundle = Path(str(digits["root"])) / "fp32"
+    with pytest.raises(EdgeportError, match=match):
+        quantize(bundle, QuantizeOptions(mode="static", calib=str(tmp_path / "calib.npz")))
+
+
+def test_static_without_calibration_and_auto_on_a_cnn(digits: dict[str, object]) -> None:
+    bundle = str(Path(str(digits["root"])) / "fp32")
+    result = run_cli("quantize", bundle, "--mode", "static")
+    assert result.returncode == 2
+    assert "--mode static needs calibration data, and none was given" in result.stderr
+    assert "--mode dynamic, which needs no calibration" in result.stderr.replace("\n", " ")
+    result = run_cli("quantize", bundle)
+    assert result.returncode == 2
+    assert "this model is conv-heavy (Conv 90% of 3.0 M MACs" in result.stderr.replace("\n", " ")
+
+
+def test_model_with_no_quantizable_ops(tmp_path: Path) -> None:
+    class Affine(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x * 2 + 1)
+
+    edgeport.export(Affine(), ["x:batch=1x8"], out=tmp_path / "b")
+    result = run_cli("quantize", str(tmp_path / "b"), "--mode", "dynamic")
+    assert result.returncode == 2
+    assert "the model has no quantizable ops" in result.stderr.replace("\n", " ")
+
+
+def test_random_calibration_is_labeled(digits: dict[str, object], tmp_path: Path) -> None:
+    bundle_dir = _copy(Path(str(digits["root"])) / "fp32", tmp_path / "b")
+    from edgeport.benchmarks.parity import Tolerance
+
+    bundle = quantize(
+        bundle_dir, QuantizeOptions(calib="random", tolerance=Tolerance(min_cosine=0.9))
+    )
+    entry = bundle.artifact("onnx-int8-static")
+    assert entry["calibration"] == {
+        "source": "random",
+        "samples": 32,
+        "labels": False,
+        "random": True,
+    }
+    assert entry["warnings"] == ["calibrated on random data: accuracy on real inputs is unknown"]
+    assert entry["tolerance"] == {"atol": 0.0, "min_cosine": 0.9}
