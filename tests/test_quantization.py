@@ -212,3 +212,54 @@ def test_random_calibration_is_labeled(digits: dict[str, object], tmp_path: Path
     }
     assert entry["warnings"] == ["calibrated on random data: accuracy on real inputs is unknown"]
     assert entry["tolerance"] == {"atol": 0.0, "min_cosine": 0.9}
+
+
+def test_bad_calibration_data_exits_2_from_the_cli(
+    digits: dict[str, object], tmp_path: Path
+) -> None:
+    np.savez(tmp_path / "calib.npz", image=np.zeros((8, 1, 16, 16), np.float32))
+    bundle = str(Path(str(digits["root"])) / "fp32")
+    result = run_cli("quantize", bundle, "--calib", str(tmp_path / "calib.npz"))
+    assert result.returncode == 2
+    assert "is constant (every value is 0.0)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_image_folder_and_factory_calibration(digits: dict[str, object], tmp_path: Path) -> None:
+    from PIL import Image
+
+    from edgeport.quantization.calibration import load_samples
+
+    bundle = edgeport.load_bundle(Path(str(digits["root"])) / "fp32")
+    x_train, y_train, _, _ = digits_16()
+    for i in range(20):
+        folder = tmp_path / "images" / f"class{y_train[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = ((x_train[i, 0] * 0.4 + 0.3).clip(0, 1) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    images = load_samples(str(tmp_path / "images"), bundle.inputs)
+    assert images.arrays["image"].shape == (20, 1, 16, 16)
+    assert images.labels is not None
+    assert len(set(images.labels.tolist())) == len({p.name for p in (tmp_path / "images").iterdir()})
+    (tmp_path / "data.py").write_text(
+        "import numpy as np\n"
+        "def samples():\n"
+        "    rng = np.random.default_rng(0)\n"
+        "    while True:\n"
+        "        yield {'image': rng.standard_normal((1, 1, 16, 16)).astype(np.float32)}\n"
+    )
+    streamed = load_samples(f"{tmp_path / 'data.py'}:samples", bundle.inputs, max_samples=40)
+    assert streamed.arrays["image"].shape == (40, 1, 16, 16)  # an endless iterator, capped
+
+
+def test_dynamic_on_a_cnn_is_warned(
+    digits: dict[str, object], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bundle_dir = _copy(Path(str(digits["root"])) / "fp32", tmp_path / "b")
+    with caplog.at_level("WARNING"):
+        eval_data = str(Path(str(digits["root"])) / "eval.npz")
+        bundle = quantize(bundle_dir, QuantizeOptions(mode="dynamic", eval=eval_data))
+    assert "dynamic quantization leaves Conv in float" in caplog.text
+    entry = bundle.artifact("onnx-int8-dynamic")
+    assert "Conv" not in entry["recipe"]["op_types"]
+    assert entry["structure"]["float_ops"]["Conv"] == 2
