@@ -240,7 +240,9 @@ def test_image_folder_and_factory_calibration(digits: dict[str, object], tmp_pat
     images = load_samples(str(tmp_path / "images"), bundle.inputs)
     assert images.arrays["image"].shape == (20, 1, 16, 16)
     assert images.labels is not None
-    assert len(set(images.labels.tolist())) == len({p.name for p in (tmp_path / "images").iterdir()})
+    assert len(set(images.labels.tolist())) == len(
+        {p.name for p in (tmp_path / "images").iterdir()}
+    )
     (tmp_path / "data.py").write_text(
         "import numpy as np\n"
         "def samples():\n"
