@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.edgeport-installed
 # torch/torchvision versions that install from the machine's wheel cache (DESIGN.md §8).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint typecheck pytest clean
+.PHONY: install demo test bench lint typecheck pytest browser clean
 
 install: $(STAMP)
 
@@ -30,12 +30,19 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck browser pytest
+
+# Headless Chromium for the report.html test (Debian's package; needs root, as in CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    >/dev/null 2>&1 || echo "chromium not installed: the report.html browser test will skip"; }
 
 # Performance targets are checked here, never in timed unit tests.
 bench: $(STAMP)
 	$(PY) bench/session_overhead.py
 	$(PY) bench/quantization_speed.py
+	$(PY) bench/build_vs_hand.py
 
 clean:
 	rm -rf $(VENV) build demo-bundle bench-results .pytest_cache .mypy_cache .ruff_cache

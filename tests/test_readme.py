@@ -28,15 +28,19 @@ def test_readme_has_the_two_setup_commands() -> None:
 def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     (tmp_path / "tests").symlink_to(REPO / "tests")
     commands = readme_commands()
-    assert len(commands) == 6
+    assert len(commands) == 10
     outputs = []
     for command in commands:
         result = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
         assert result.returncode == 0, f"{command}\n{result.stderr}"
         outputs.append(result.stdout)
-    assert "eager@batch=7" in outputs[2]
-    assert "verified: hashes match" in outputs[2]
-    assert "onnx-fp32" in outputs[3]
-    assert "1,814.1 M MACs" in outputs[4]
-    assert "onnx-fp32 on cpu" in outputs[5]
+    assert "recommended: onnx-int8-static" in outputs[0]
+    assert "onnx-int8-static on cpu" in outputs[1]
+    assert "onnx-int8-static" in outputs[2]
+    assert "eager@batch=7" in outputs[5]
+    assert "verified: hashes match" in outputs[5]
+    assert "onnx-fp32" in outputs[6]
+    assert "1,814.1 M MACs" in outputs[7]
+    assert "onnx-int8-static: conv-heavy" in outputs[8]
+    assert "onnx-int8-static on cpu" in outputs[9]
     assert (tmp_path / "y.npz").is_file()

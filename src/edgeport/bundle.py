@@ -66,6 +66,7 @@ class GoldenSet:
     sizes: dict[str, int]
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
+    batch: int | None = None  # samples per run when the set holds many samples; None: one run
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Bundle:
                     sizes=dict(entry["sizes"]),
                     inputs={k: _load_npy(self.root / p) for k, p in entry["inputs"].items()},
                     outputs={k: _load_npy(self.root / p) for k, p in entry["outputs"].items()},
+                    batch=entry.get("batch"),
                 )
             )
         return sets

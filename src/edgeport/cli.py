@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,15 @@ RUN_EXAMPLE = """example:
   edgeport run b --inputs x.npz --out y.npz
   edgeport run b --artifact torchscript-fp32 --trust-torchscript --json
   edgeport run b --provider cuda --allow-fallback
+"""
+BENCH_EXAMPLE = """example:
+  edgeport bench b --batch 1,8 --threads 1,2 --json out.json
+  edgeport bench b --threads 1 --compare out.json     # exit 1 on a clear regression
+"""
+BUILD_EXAMPLE = """example:
+  edgeport build torchvision:resnet18 --input input:1x3x224x224 --calib random --out b
+  edgeport build model.py:make --input x:batch=1x3x64x64 --calib c.npz --eval e.npz --max-drop 1
+  edgeport build --config edgeport.toml
 """
 DEMO_EXAMPLE = """example:
   edgeport demo --out demo-bundle
@@ -193,6 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="write the outputs to this .npz")
 
+    p = verb("bench", "Measure latency of a bundle's artifacts.", BENCH_EXAMPLE, cmd_bench)
+    p.add_argument("bundle", help="bundle directory")
+    _bench_arguments(p)
+    p.add_argument(
+        "--compare", help="a saved report.json: exit 1 on a statistically clear regression"
+    )
+    p.add_argument(
+        "--no-report", action="store_true", help="do not write report.json/md/html into the bundle"
+    )
+
+    p = verb("build", "Export, quantize, verify, bench and recommend.", BUILD_EXAMPLE, cmd_build)
+    p.add_argument("model", nargs="?", help="model source (or [build] model in --config)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE[:DTYPE]")
+    p.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS=LABEL")
+    p.add_argument("--out", help="bundle directory (or [build] out in --config)")
+    p.add_argument("--weights")
+    p.add_argument("--calib", help="calibration data for static int8 (or 'random')")
+    p.add_argument("--eval", help="evaluation data (.npz with labels)")
+    p.add_argument("--max-drop", type=float, help="accuracy budget in points")
+    p.add_argument("--prune", type=float, help="channel pruning ratio")
+    p.add_argument("--config", help="edgeport.toml with [build], [export], [bench] sections")
+    _bench_arguments(p, defaults=False)
+
     p = verb("demo", "Export and verify the built-in example model.", DEMO_EXAMPLE, cmd_demo)
     p.add_argument("--out", default="demo-bundle", help="bundle directory (default demo-bundle)")
     return parser
@@ -274,6 +307,162 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         _print_inspect(info)
     return EXIT_OK
+
+
+def _bench_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    p.add_argument("--artifacts", help="comma-separated artifact names (default: all)")
+    p.add_argument(
+        "--providers",
+        default="cpu" if defaults else None,
+        help="comma-separated: cpu, cuda, tensorrt (default cpu)",
+    )
+    p.add_argument("--batch", default="1" if defaults else None, help="batch sizes, e.g. 1,8")
+    p.add_argument(
+        "--threads",
+        default="0" if defaults else None,
+        help="intra-op threads, e.g. 1,2 (0 = default)",
+    )
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs per variant (5)")
+    p.add_argument("--iters", type=int, default=None, help="timed calls per variant")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of timed calls per variant per configuration (2)",
+    )
+    p.add_argument("--allow-fallback", action="store_true", default=None)
+    p.add_argument(
+        "--no-baselines",
+        action="store_true",
+        default=None,
+        help="skip eager PyTorch and TorchScript",
+    )
+
+
+def _bench_options(args: argparse.Namespace, base: Any = None) -> Any:
+    from dataclasses import replace
+
+    from edgeport.benchmarks.harness import BenchOptions
+
+    def ints(text: str | None) -> tuple[int, ...] | None:
+        if text is None:
+            return None
+        try:
+            return tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise EdgeportError(f"cannot parse {text!r}", expected="integers like 1,8") from None
+
+    given = {
+        "artifacts": tuple(args.artifacts.split(",")) if args.artifacts else None,
+        "providers": tuple(args.providers.split(",")) if args.providers else None,
+        "batches": ints(args.batch),
+        "threads": ints(args.threads),
+        "warmup": args.warmup,
+        "iters": args.iters,
+        "duration": args.duration,
+        "allow_fallback": args.allow_fallback,
+        "baselines": False if args.no_baselines else None,
+    }
+    return replace(base or BenchOptions(), **{k: v for k, v in given.items() if v is not None})
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """`edgeport bench`."""
+    from edgeport.benchmarks.harness import compare_reports, run_bench
+    from edgeport.benchmarks.report import write_reports
+
+    options = _bench_options(args)
+    with _progress(args.json):
+        report = run_bench(args.bundle, options)
+    if not args.no_report:
+        write_reports(report, args.bundle)
+    regressions: list[str] = []
+    if args.compare:
+        from pathlib import Path
+
+        baseline = json.loads(Path(args.compare).read_text())
+        regressions = compare_reports(report, baseline)
+        report["regressions"] = regressions
+    if args.json:
+        _print_json(report)
+    else:
+        _print_bench(report)
+        for line in regressions:
+            _console().print(f"[red]regression:[/] {line}", highlight=False)
+        if args.compare and not regressions:
+            _console().print(f"no clear regression against {args.compare}")
+    return EXIT_CHECK_FAILED if regressions else EXIT_OK
+
+
+def _print_bench(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from edgeport.benchmarks.report import COLUMNS, table_rows
+
+    several = {k: len({r[k] for r in report["results"]}) > 1 for k in ("threads", "provider")}
+    wanted = ["variant", *(k for k in ("provider", "threads") if several[k])]
+    wanted += ["batch", "p50 ms", "p99 ms", "vs eager", "vs ONNX fp32", "size", "accuracy"]
+    index = [COLUMNS.index(c) for c in wanted]
+    table = Table(title=f"bench {report['bundle']}")
+    for col in wanted:
+        table.add_column(col, no_wrap=True, justify="left" if col == "variant" else "right")
+    for row in table_rows(report):
+        table.add_row(*(row[i] for i in index))
+    console = _console()
+    console.print(table)
+    rec = report.get("recommended") or {}
+    console.print(
+        f"recommended: [bold]{rec.get('artifact')}[/] — {rec.get('reason')}", highlight=False
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """`edgeport build`."""
+    from edgeport.pipeline import BuildOptions, build, load_config, merge_cli, options_from_config
+
+    config = load_config(args.config) if args.config else {}
+    options = options_from_config(config) if config else BuildOptions()
+    model = args.model or config.get("build", {}).get("model")
+    out = args.out or config.get("build", {}).get("out")
+    if not model or not out:
+        raise EdgeportError("build needs a MODEL and --out (on the command line or in --config)")
+    options = merge_cli(
+        options,
+        {
+            "inputs": tuple(args.input),
+            "dynamic": tuple(args.dynamic),
+            "weights": args.weights,
+            "calib": args.calib,
+            "eval": args.eval,
+            "max_drop": args.max_drop,
+            "prune": args.prune,
+            "bench": _bench_options(args, options.bench),
+        },
+    )
+    with _progress(args.json):
+        result = build(model, out, options)
+    if args.json:
+        _print_json(
+            {
+                "bundle": str(result.bundle.root),
+                "report": result.report,
+                "notes": result.notes,
+                "reports": {k: str(v) for k, v in result.reports.items()},
+            }
+        )
+        return EXIT_OK
+    _print_summary(result)
+    return EXIT_OK
+
+
+def _print_summary(result: Any) -> None:
+    _print_bench(result.report)
+    console = _console()
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(
+        f"report: {result.reports['html']} (also report.md, report.json)", highlight=False
+    )
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -434,19 +623,16 @@ def _print_run(summary: dict[str, Any]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """`edgeport demo`: export the built-in example and verify it."""
+    """`edgeport demo`: train a CNN on digits, build it with real data, show the summary."""
     from edgeport.demo import run_demo
-    from edgeport.verify import verify_bundle
 
     with _progress(args.json):
-        bundle = run_demo(args.out)
-        report = verify_bundle(bundle.root)
+        result = run_demo(args.out)
     if args.json:
-        _print_json({"bundle": str(bundle.root), "verify": report.to_json()})
-        return EXIT_OK if report.passed else EXIT_CHECK_FAILED
-    _print_artifacts(bundle.manifest, title=f"demo bundle → {args.out}")
-    _print_verify(report)
-    return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+        _print_json({"bundle": str(result.bundle.root), "report": result.report})
+        return EXIT_OK
+    _print_summary(result)
+    return EXIT_OK
 
 
 def _parse_sizes(text: str) -> dict[str, int]:
@@ -465,7 +651,10 @@ def _parse_sizes(text: str) -> dict[str, int]:
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (CI logs, files) gets room for the tables instead of rich's 80 columns.
+    wide = stream.isatty() or "COLUMNS" in os.environ
+    return Console(stderr=stderr, width=None if wide else 140)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from edgeport.bundle import Bundle
+    from edgeport.pipeline import BuildResult
 
 DEMO_INPUT = "image:batch=1x1x16x16"
 
@@ -78,8 +78,28 @@ def train_digits_cnn(epochs: int = 8, seed: int = 0) -> tuple[torch.nn.Module, f
     return model, accuracy
 
 
-def run_demo(out: str | Path) -> Bundle:
-    """Export the small CNN with a dynamic batch into ``out`` and verify it."""
-    from edgeport.exporter.flow import export
+def run_demo(out: str | Path) -> BuildResult:
+    """Train `small_cnn` on digits, then `build` it with real calibration and evaluation data.
 
-    return export("edgeport.demo:small_cnn", [DEMO_INPUT], out=out)
+    The data files are written next to the bundle (``<out>-data/``) so that the commands in the
+    manifest can be re-run.
+    """
+    from edgeport._progress import step
+    from edgeport.benchmarks.harness import BenchOptions
+    from edgeport.pipeline import BuildOptions, build
+
+    with step("training a small CNN on scikit-learn's digits"):
+        model, _ = train_digits_cnn()
+    x_train, _, x_test, y_test = digits_16()
+    data = Path(f"{Path(out).absolute()}-data")
+    data.mkdir(parents=True, exist_ok=True)
+    np.savez(data / "calib.npz", image=x_train[:256])
+    np.savez(data / "eval.npz", image=x_test, labels=y_test)
+    options = BuildOptions(
+        inputs=(DEMO_INPUT,),
+        calib=str(data / "calib.npz"),
+        eval=str(data / "eval.npz"),
+        max_drop=1.0,
+        bench=BenchOptions(duration=1.0, batches=(1, 32)),
+    )
+    return build(model, out, options, eager_model=model)

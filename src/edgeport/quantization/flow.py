@@ -159,7 +159,18 @@ def quantize(bundle_dir: str | Path, options: QuantizeOptions | None = None) -> 
             speed = _speed(fp32, best.path, evals, first.path if reverted else None)
         name = f"onnx-int8-{mode}"
         return _write(
-            bundle, name, best, mode, reason, speed, reverted, evals, reference, calib, options
+            bundle,
+            name,
+            best,
+            mode,
+            reason,
+            speed,
+            reverted,
+            evals,
+            reference,
+            calib,
+            options,
+            batch,
         )
 
 
@@ -404,6 +415,7 @@ def _write(
     reference: dict[str, np.ndarray],
     calib: SampleSet | None,
     options: QuantizeOptions,
+    batch: int,
 ) -> Bundle:
     rel = f"model.int8-{mode}.onnx"
     count = min(SAMPLE_SET_SIZE, len(evals))
@@ -420,6 +432,7 @@ def _write(
             {
                 "name": SAMPLE_SET,
                 "sizes": {},
+                "batch": batch,
                 "reference": "onnx-fp32 (verified against eager PyTorch) on evaluation samples",
                 "inputs": {
                     k: writer.save_npy(f"golden/{SAMPLE_SET}/inputs/{k}.npy", v)

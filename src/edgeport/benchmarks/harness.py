@@ -1,0 +1,403 @@
+"""`edgeport bench`: latency of every artifact (and eager / TorchScript baselines), as a
+performance engineer would measure it (DESIGN.md §6).
+
+Per configuration (provider × batch × threads), each variant is created (timed), run once cold
+(timed), warmed up, then timed call by call in interleaved blocks (A B C, C B A, …) with a pause
+between blocks and ONNX Runtime's thread spinning off, so that variants do not steal each other's
+cores. Statistics come from the individual calls; comparisons are ratios of medians.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeport.bundle import Bundle, load_bundle
+from edgeport.errors import EdgeportError
+
+log = logging.getLogger(__name__)
+
+REPORT_SCHEMA = "edgeport.report/1"
+Runner = Callable[[dict[str, np.ndarray]], Any]
+MAX_SAMPLES_KEPT = 400  # call times kept per variant in report.json (for the plots)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure. Validated on construction.
+
+    Attributes:
+        artifacts: Artifact names (default: every ONNX artifact; TorchScript with baselines).
+        providers: Providers to run on (``cpu``, ``cuda``, ``tensorrt``).
+        batches: Batch sizes (needs a symbolic batch dim for sizes other than the fixed one).
+        threads: Intra-op thread counts; 0 means the runtime's default.
+        warmup: Untimed runs per variant before timing.
+        duration: Seconds of timed calls per variant per configuration (default 2).
+        iters: Exact timed calls per variant (overrides ``duration``).
+        blocks: Interleaved blocks the timed calls are split into.
+        pause: Seconds of pause between blocks.
+        baselines: Also time eager PyTorch and TorchScript (needs torch).
+        allow_fallback: Run on the CPU when a provider is unusable (results labeled).
+    """
+
+    artifacts: tuple[str, ...] | None = None
+    providers: tuple[str, ...] = ("cpu",)
+    batches: tuple[int, ...] = (1,)
+    threads: tuple[int, ...] = (0,)
+    warmup: int = 5
+    duration: float = 2.0
+    iters: int | None = None
+    blocks: int = 8
+    pause: float = 0.1
+    baselines: bool = True
+    allow_fallback: bool = False
+
+    def __post_init__(self) -> None:
+        if any(b < 1 for b in self.batches) or any(t < 0 for t in self.threads):
+            raise EdgeportError(
+                f"batch sizes {self.batches} and thread counts {self.threads} must be positive",
+                expected="--batch 1,8 --threads 1,2 (0 = the runtime's default)",
+            )
+        if self.blocks < 2 or self.duration <= 0 or (self.iters is not None and self.iters < 1):
+            raise EdgeportError("--blocks must be ≥ 2, --duration > 0 and --iters ≥ 1")
+
+
+@dataclass
+class _Variant:
+    name: str
+    kind: str  # onnx | torchscript | eager
+    precision: str
+    size_bytes: int
+    make: Callable[[int, str], tuple[Runner, str]]  # (threads, provider) → run, provider ran
+
+
+@dataclass
+class Row:
+    """One variant in one configuration."""
+
+    variant: str
+    kind: str
+    precision: str
+    provider: str
+    batch: int
+    threads: int
+    size_bytes: int
+    creation_ms: float
+    cold_ms: float
+    rss_delta_mb: float
+    stats: dict[str, Any]
+    samples_ms: list[float] = field(default_factory=list)
+    speedup_vs_eager: float | None = None
+    speedup_vs_onnx_fp32: float | None = None
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MiB, from /proc/self/status."""
+    values = {"VmRSS": 0.0, "VmHWM": 0.0}
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in values:
+                values[key] = float(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def call_stats(samples_ns: np.ndarray, batch: int, seed: int = 0) -> dict[str, Any]:
+    """p50/p90/p99, mean, std, min, max (ms), throughput (samples/s), CV, bootstrap CI95."""
+    ms = samples_ns / 1e6
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
+    mean = float(ms.mean())
+    return {
+        "p50_ms": float(np.median(ms)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": mean,
+        "std_ms": float(ms.std()),
+        "min_ms": float(ms.min()),
+        "max_ms": float(ms.max()),
+        "cv": float(ms.std() / mean) if mean else 0.0,
+        "throughput_per_s": batch / (mean / 1e3) if mean else 0.0,
+        "median_ci95_ms": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+        "calls": int(ms.size),
+    }
+
+
+def run_bench(
+    bundle_dir: str | Path, options: BenchOptions | None = None, *, model: Any = None
+) -> dict[str, Any]:
+    """Measure the bundle's artifacts; returns the report (schema ``edgeport.report/1``).
+
+    Args:
+        bundle_dir: The bundle.
+        options: What to measure.
+        model: The eager model for the baseline (default: rebuilt from the manifest's source).
+    """
+    from edgeport._progress import step
+
+    options = options or BenchOptions()
+    bundle = load_bundle(bundle_dir)
+    variants = _variants(bundle, options, model)
+    rows: list[Row] = []
+    for provider in options.providers:
+        for batch in options.batches:
+            feeds = _feeds(bundle, batch)
+            if feeds is None:
+                continue
+            for threads in options.threads:
+                with step(
+                    f"timing {len(variants)} variants: {provider}, batch {batch}, "
+                    f"threads {threads or 'default'}"
+                ):
+                    rows += _measure(variants, feeds, batch, threads, provider, options)
+    _ratios(rows)
+    return _report(bundle, options, rows)
+
+
+def _variants(bundle: Bundle, options: BenchOptions, model: Any) -> list[_Variant]:
+    from edgeport.runtime.session import Session, SessionOptions
+
+    names = list(
+        options.artifacts
+        or [
+            n
+            for n, e in bundle.artifacts.items()
+            if e["format"] == "onnx" or (options.baselines and e["format"] == "torchscript")
+        ]
+    )
+    variants = []
+    for name in names:
+        entry = bundle.artifact(name)
+
+        def make(threads: int, provider: str, name: str = name) -> tuple[Runner, str]:
+            session = Session(
+                bundle.root,
+                name,
+                provider,
+                allow_fallback=options.allow_fallback,
+                trust_torchscript=True,
+                options=SessionOptions(threads=threads or None, spinning=False),
+            )
+            return session.run, session.provider
+
+        variants.append(
+            _Variant(name, entry["format"], entry["precision"], entry["size_bytes"], make)
+        )
+    if options.baselines:
+        eager = _eager_variant(bundle, model)
+        if eager is not None:
+            variants.insert(0, eager)
+    return variants
+
+
+def _eager_variant(bundle: Bundle, model: Any) -> _Variant | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if model is None:
+        source = bundle.manifest["model"]
+        if source["source"].startswith("python:"):
+            log.info("no eager baseline: the bundle came from an in-memory model")
+            return None
+        from edgeport.sources import load_model
+
+        model = load_model(source["source"], weights=source.get("weights")).module
+    names = [s.name for s in bundle.inputs]
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+    def make(threads: int, provider: str) -> tuple[Runner, str]:
+        if provider != "cpu":
+            raise EdgeportError(f"the eager baseline runs on the CPU, not {provider}")
+        if threads:
+            torch.set_num_threads(threads)
+
+        def run(feeds: dict[str, np.ndarray]) -> Any:
+            with torch.inference_mode():
+                return model(*[torch.from_numpy(feeds[n]) for n in names])
+
+        return run, "cpu"
+
+    return _Variant("eager-fp32", "eager", "fp32", size, make)
+
+
+def _feeds(bundle: Bundle, batch: int) -> dict[str, np.ndarray] | None:
+    from edgeport.data import random_inputs
+
+    specs = bundle.inputs
+    first = specs[0].shape[0] if specs[0].shape else None
+    if isinstance(first, int) and first != batch:
+        log.warning("batch %d skipped: the model's batch dim is fixed at %d", batch, first)
+        return None
+    sizes = {label: size for s in specs for label, size in s.examples.items()}
+    if isinstance(first, str):
+        sizes[first] = batch
+    return random_inputs(specs, sizes, seed=0)
+
+
+def _measure(
+    variants: list[_Variant],
+    feeds: dict[str, np.ndarray],
+    batch: int,
+    threads: int,
+    provider: str,
+    options: BenchOptions,
+) -> list[Row]:
+    try:
+        import torch
+
+        default_threads: int | None = torch.get_num_threads()
+    except ImportError:
+        default_threads = None
+    runs: dict[str, Callable[[], Any]] = {}
+    rows: dict[str, Row] = {}
+    for variant in variants:
+        if variant.kind == "eager" and provider != "cpu":
+            continue
+        before, _ = rss_mb()
+        start = time.perf_counter_ns()
+        run, ran_on = variant.make(threads, provider)
+        created = time.perf_counter_ns()
+        run(feeds)
+        cold = time.perf_counter_ns()
+        after, _ = rss_mb()
+        runs[variant.name] = partial(run, feeds)
+        rows[variant.name] = Row(
+            variant.name,
+            variant.kind,
+            variant.precision,
+            ran_on,
+            batch,
+            threads,
+            variant.size_bytes,
+            (created - start) / 1e6,
+            (cold - created) / 1e6,
+            after - before,
+            {},
+        )
+    for call in runs.values():
+        for _ in range(options.warmup):
+            call()
+    per_block = _calls_per_block(runs, options)
+    samples: dict[str, list[int]] = {name: [] for name in runs}
+    order = list(runs)
+    for block in range(options.blocks):
+        for name in order if block % 2 == 0 else order[::-1]:
+            call, n = runs[name], per_block[name]
+            times = samples[name]
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                call()
+                times.append(time.perf_counter_ns() - t0)
+            time.sleep(options.pause)
+    if default_threads is not None:
+        torch.set_num_threads(default_threads)
+    for name, row in rows.items():
+        array = np.asarray(samples[name], dtype=np.float64)
+        row.stats = call_stats(array, batch)
+        step = max(1, array.size // MAX_SAMPLES_KEPT)
+        row.samples_ms = [round(float(v) / 1e6, 4) for v in array[::step]]
+    return list(rows.values())
+
+
+def _calls_per_block(runs: dict[str, Callable[[], Any]], options: BenchOptions) -> dict[str, int]:
+    if options.iters is not None:
+        return {name: max(1, options.iters // options.blocks) for name in runs}
+    counts = {}
+    for name, run in runs.items():
+        t0 = time.perf_counter_ns()
+        run()
+        one = max((time.perf_counter_ns() - t0) / 1e9, 1e-6)
+        counts[name] = max(1, int(options.duration / options.blocks / one))
+    return counts
+
+
+def _ratios(rows: list[Row]) -> None:
+    for row in rows:
+        same = [
+            r
+            for r in rows
+            if (r.provider, r.batch, r.threads) == (row.provider, row.batch, row.threads)
+        ]
+        eager = next((r for r in same if r.variant == "eager-fp32"), None)
+        onnx = next((r for r in same if r.variant == "onnx-fp32"), None)
+        p50 = row.stats["p50_ms"]
+        if eager is not None:
+            row.speedup_vs_eager = eager.stats["p50_ms"] / p50
+        if onnx is not None:
+            row.speedup_vs_onnx_fp32 = onnx.stats["p50_ms"] / p50
+
+
+def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str, Any]:
+    from edgeport.environment import collect_environment
+
+    accuracy = {
+        name: entry.get("evaluation")
+        for name, entry in bundle.artifacts.items()
+        if entry.get("evaluation")
+    }
+    _, peak = rss_mb()
+    return {
+        "schema": REPORT_SCHEMA,
+        "bundle": str(bundle.root),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": bundle.manifest["model"],
+        "inputs": bundle.manifest["inputs"],
+        "environment": collect_environment(),
+        "method": {
+            "interleaved": True,
+            "blocks": options.blocks,
+            "pause_s": options.pause,
+            "onnxruntime_spinning": False,
+            "timer": "perf_counter_ns per call",
+            "statistics": "over individual calls; CI95 = bootstrap of the median (1000 draws)",
+        },
+        "options": {k: v for k, v in asdict(options).items()},
+        "peak_rss_mb": peak,
+        "results": [asdict(r) for r in rows],
+        "accuracy": accuracy,
+        "recommended": bundle.manifest.get("recommended"),
+    }
+
+
+def compare_reports(
+    current: dict[str, Any], baseline: dict[str, Any], *, threshold: float = 0.10
+) -> list[str]:
+    """Statistically clear regressions: slower by more than ``threshold`` with disjoint CI95s.
+
+    Rows match on (variant, provider, batch, threads), or on (variant, provider, batch) when each
+    report measured a single thread count.
+    """
+
+    def key(row: dict[str, Any], with_threads: bool) -> tuple[Any, ...]:
+        base = (row["variant"], row["provider"], row["batch"])
+        return (*base, row["threads"]) if with_threads else base
+
+    threads_cur = {r["threads"] for r in current["results"]}
+    threads_base = {r["threads"] for r in baseline["results"]}
+    exact = not (len(threads_cur) == len(threads_base) == 1 and threads_cur != threads_base)
+    base_rows = {key(r, exact): r for r in baseline["results"]}
+    regressions = []
+    for row in current["results"]:
+        old = base_rows.get(key(row, exact))
+        if old is None:
+            continue
+        new_p50, old_p50 = row["stats"]["p50_ms"], old["stats"]["p50_ms"]
+        new_low = row["stats"]["median_ci95_ms"][0]
+        old_high = old["stats"]["median_ci95_ms"][1]
+        if new_p50 > old_p50 * (1 + threshold) and new_low > old_high:
+            regressions.append(
+                f"{row['variant']} ({row['provider']}, batch {row['batch']}, threads "
+                f"{row['threads'] or 'default'}): p50 {new_p50:.3f} ms vs baseline "
+                f"{old_p50:.3f} ms ({new_p50 / old_p50:.2f}×; CI95 low {new_low:.3f} > "
+                f"baseline CI95 high {old_high:.3f})"
+            )
+    return regressions

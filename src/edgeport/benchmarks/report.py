@@ -1,0 +1,229 @@
+"""Reports written into the bundle: report.json (schema ``edgeport.report/1``), report.md (tables
+for a PR) and report.html (one self-contained file: tables and matplotlib plots as inline PNGs).
+
+report.json holds: ``schema``, ``bundle``, ``created``, ``model``, ``inputs``, ``environment``,
+``method`` (how timing was done), ``options``, ``peak_rss_mb``, ``results`` (one row per variant ×
+provider × batch × threads: ``stats`` in ms with ``median_ci95_ms``, ``creation_ms``, ``cold_ms``,
+``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``, ``samples_ms``),
+``accuracy`` (per artifact, from quantization) and ``recommended``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = (
+    "variant",
+    "precision",
+    "provider",
+    "batch",
+    "threads",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "CV",
+    "throughput/s",
+    "vs eager",
+    "vs ONNX fp32",
+    "size",
+    "accuracy",
+)
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write report.json, report.md and report.html into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
+    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
+    paths["md"].write_text(markdown(report))
+    paths["html"].write_text(html_report(report))
+    return paths
+
+
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
+    """The summary table as strings, one row per result (shared by md, html and the CLI)."""
+    rows = []
+    for r in report["results"]:
+        s = r["stats"]
+        rows.append(
+            [
+                r["variant"],
+                r["precision"],
+                r["provider"],
+                str(r["batch"]),
+                str(r["threads"] or "default"),
+                f"{s['p50_ms']:.3f}",
+                f"{s['p90_ms']:.3f}",
+                f"{s['p99_ms']:.3f}",
+                f"{s['cv']:.2f}",
+                f"{s['throughput_per_s']:.1f}",
+                _ratio(r["speedup_vs_eager"]),
+                _ratio(r["speedup_vs_onnx_fp32"]),
+                _size(r["size_bytes"]),
+                accuracy_text(report, r),
+            ]
+        )
+    return rows
+
+
+def accuracy_text(report: dict[str, Any], row: dict[str, Any]) -> str:
+    """Task accuracy of a variant (fp32 variants share the fp32 figure), else cosine vs fp32."""
+    evaluations = [a for a in (report.get("accuracy") or {}).values() if a]
+    own = (report.get("accuracy") or {}).get(row["variant"]) or {}
+    if own.get("accuracy_int8") is not None:
+        return f"{own['accuracy_int8']:.2%}"
+    if own.get("cosine") is not None:
+        return f"cos {own['cosine']:.4f}"
+    if row["precision"] == "fp32" and evaluations and evaluations[0].get("accuracy_fp32"):
+        return f"{evaluations[0]['accuracy_fp32']:.2%}"
+    return ""
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}×" if value else "–"
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """report.md: the summary table and how it was measured."""
+    model = report["model"]
+    lines = [
+        f"# edgeport report: {model.get('class')}",
+        "",
+        f"Source `{model.get('source')}`, {model.get('parameters', 0):,} parameters, "
+        f"{model.get('macs', 0) / 1e6:,.1f} M MACs. CPU: {report['environment']['cpu']}.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    rec = report.get("recommended") or {}
+    m = report["method"]
+    lines += [
+        "",
+        f"**Recommended: `{rec.get('artifact')}`** — {rec.get('reason')}",
+        "",
+        f"Timing: {m['timer']}, {m['blocks']} interleaved blocks, {m['pause_s']} s pause, "
+        f"ONNX Runtime spinning off; {m['statistics']}. Peak RSS {report['peak_rss_mb']:.0f} MiB.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def plots(report: dict[str, Any]) -> dict[str, str]:
+    """Base64 PNGs: latency distributions, accuracy vs latency, sizes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    labels = [f"{r['variant']}\nb{r['batch']} t{r['threads'] or 'd'}" for r in results]
+    out = {}
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(results)), 3.6))
+    ax.boxplot([r["samples_ms"] for r in results], showfliers=False)
+    ax.set_xticks(range(1, len(results) + 1), labels, fontsize=8)
+    ax.set_ylabel("latency per call (ms)")
+    ax.set_title("Latency distribution per variant")
+    ax.grid(axis="y", alpha=0.3)
+    out["latency"] = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    recommended = (report.get("recommended") or {}).get("artifact")
+    accuracy = report.get("accuracy") or {}
+    for r in results:
+        acc = accuracy.get(r["variant"]) or {}
+        fp32_acc = next((a.get("accuracy_fp32") for a in accuracy.values() if a), None)
+        y = acc.get("accuracy_int8", fp32_acc if r["precision"] == "fp32" else None)
+        if y is None:
+            y = acc.get("cosine", 1.0 if r["precision"] == "fp32" else None)
+        if y is None:
+            continue
+        chosen = r["variant"] == recommended
+        ax.scatter(
+            r["stats"]["p50_ms"],
+            y,
+            s=120 if chosen else 50,
+            marker="*" if chosen else "o",
+            color="tab:red" if chosen else "tab:blue",
+        )
+        ax.annotate(
+            r["variant"] + (" (recommended)" if chosen else ""),
+            (r["stats"]["p50_ms"], y),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("p50 latency (ms)")
+    ax.set_ylabel("accuracy (or cosine vs fp32)")
+    ax.set_title("Accuracy vs latency")
+    ax.grid(alpha=0.3)
+    out["accuracy"] = _png(fig)
+    plt.close(fig)
+
+    sizes = {r["variant"]: r["size_bytes"] / 2**20 for r in results}
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(list(sizes), list(sizes.values()), color="tab:green")
+    ax.set_xlabel("size (MiB)")
+    ax.set_title("Artifact size")
+    out["size"] = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def html_report(report: dict[str, Any]) -> str:
+    """report.html: one self-contained page (inline CSS and PNGs)."""
+    images = plots(report)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        for row in table_rows(report)
+    )
+    rec = report.get("recommended") or {}
+    model = report["model"]
+    figures = "".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,{data}"></figure>'
+        for name, data in images.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgeport report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
+th {{ background: #f0f0f0; }} td:first-child {{ text-align: left; }}
+.rec {{ background: #eef8ee; padding: 8px 12px; border-left: 4px solid #3a3; margin: 1em 0; }}
+figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 640px; }}
+</style></head><body>
+<h1>edgeport report: {html.escape(str(model.get("class")))}</h1>
+<p>Source <code>{html.escape(str(model.get("source")))}</code>,
+{model.get("parameters", 0):,} parameters, {model.get("macs", 0) / 1e6:,.1f} M MACs.
+CPU {html.escape(report["environment"]["cpu"])}.</p>
+<div class="rec" id="recommended">Recommended: <b>{html.escape(str(rec.get("artifact")))}</b>
+— {html.escape(str(rec.get("reason")))}</div>
+<table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p>{html.escape(report["method"]["statistics"])}; {report["method"]["blocks"]} interleaved blocks,
+ONNX Runtime spinning off. Peak RSS {report["peak_rss_mb"]:.0f} MiB.</p>
+{figures}
+<script>
+// Marks each plot with its decoded width, so a headless browser can check the plots rendered.
+window.addEventListener("load", () => document.querySelectorAll("img").forEach(
+  (img) => {{ img.dataset.rendered = String(img.naturalWidth); }}));
+</script>
+</body></html>
+"""

@@ -1,0 +1,229 @@
+"""`edgeport build`: export → simplify → quantize (auto) → verify → bench → report, and the
+recommendation. Options come from the command line and/or a TOML config (unknown keys are an
+error); command-line flags override the config.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from edgeport.benchmarks.harness import BenchOptions, run_bench
+from edgeport.bundle import Bundle, BundleWriter, load_bundle
+from edgeport.errors import CheckFailed, EdgeportError
+from edgeport.exporter.flow import ExportOptions, export
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `build` does, in one place.
+
+    Attributes:
+        inputs: Input specs (``NAME:SHAPE[:DTYPE]``).
+        dynamic: ``NAME:AXIS=LABEL`` marks.
+        weights: Weights file for a source spec.
+        calib: Calibration data (static int8); without it conv-heavy models stay fp32.
+        eval: Evaluation data (``labels`` for accuracy).
+        max_drop: Accuracy budget in points.
+        prune: Channel pruning ratio (not available yet).
+        export: Export options.
+        bench: Benchmark options.
+    """
+
+    inputs: tuple[str, ...] = ()
+    dynamic: tuple[str, ...] = ()
+    weights: str | None = None
+    calib: str | None = None
+    eval: str | None = None
+    max_drop: float | None = None
+    prune: float | None = None
+    export: ExportOptions = field(default_factory=ExportOptions)
+    bench: BenchOptions = field(default_factory=lambda: BenchOptions(duration=1.5))
+
+
+@dataclass
+class BuildResult:
+    """What `build` produced."""
+
+    bundle: Bundle
+    report: dict[str, Any]
+    reports: dict[str, Path]
+    notes: list[str]
+
+
+# Config file keys → (section, field). Sections: [build], [export], [bench].
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "build": ("model", "inputs", "dynamic", "weights", "calib", "eval", "max_drop", "prune", "out"),
+    "export": tuple(f.name for f in fields(ExportOptions)),
+    "bench": tuple(f.name for f in fields(BenchOptions)),
+}
+
+
+def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read an edgeport.toml; every section and key must be known."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeportError(f"config file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgeportError(f"{str(path)!r} is not valid TOML: {exc}") from exc
+    for section, values in data.items():
+        if section not in CONFIG_KEYS or not isinstance(values, dict):
+            raise EdgeportError(
+                f"{str(path)!r}: unknown section [{section}]",
+                available=", ".join(f"[{s}]" for s in CONFIG_KEYS),
+            )
+        for key in values:
+            if key not in CONFIG_KEYS[section]:
+                raise EdgeportError(
+                    f"{str(path)!r}: unknown key {key!r} in [{section}]",
+                    available=", ".join(CONFIG_KEYS[section]),
+                )
+    return data
+
+
+def options_from_config(config: dict[str, dict[str, Any]]) -> BuildOptions:
+    """`BuildOptions` from a loaded config (lists become tuples)."""
+
+    def tuples(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+    build = tuples(config.get("build", {}))
+    build = {k: v for k, v in build.items() if k not in ("model", "out")}
+    return BuildOptions(
+        **build,
+        export=ExportOptions(**tuples(config.get("export", {}))),
+        bench=BenchOptions(**{"duration": 1.5, **tuples(config.get("bench", {}))}),
+    )
+
+
+def build(
+    model: Any, out: str | Path, options: BuildOptions, *, eager_model: Any = None
+) -> BuildResult:
+    """Run the whole flow into the bundle ``out`` and recommend what to ship.
+
+    Args:
+        model: A source spec or an ``nn.Module``.
+        out: Bundle directory.
+        options: What to do.
+        eager_model: The eager model for the bench baseline (default: ``model`` when it is an
+            ``nn.Module``, else rebuilt from the source).
+
+    Raises:
+        EdgeportError: Bad input. CheckFailed: an artifact failed verification.
+    """
+    from edgeport._progress import step
+    from edgeport.benchmarks.report import write_reports
+    from edgeport.verify import verify_bundle
+
+    if options.prune is not None:
+        raise EdgeportError(
+            f"--prune {options.prune} asks for structured pruning, which this edgeport version "
+            "does not have yet",
+            fix="drop --prune; pruning arrives with `edgeport prune`",
+        )
+    notes: list[str] = []
+    bundle = export(
+        model,
+        list(options.inputs),
+        out=out,
+        dynamic=list(options.dynamic),
+        weights=options.weights,
+        options=options.export,
+    )
+    bundle = _maybe_quantize(bundle, options, notes)
+    with step("verifying the bundle"):
+        report = verify_bundle(bundle.root)
+    if not report.passed:
+        raise CheckFailed("the built bundle failed verification: " + "; ".join(report.problems))
+    eager = eager_model if eager_model is not None else (None if isinstance(model, str) else model)
+    bench = run_bench(bundle.root, options.bench, model=eager)
+    with BundleWriter(bundle.root) as writer:
+        writer.copy_from(bundle)
+        manifest = dict(bundle.manifest)
+        manifest["benchmarks"] = _bench_summary(bench)
+        manifest["recommended"] = recommend_from_bench(bundle.artifacts, bench)
+        bench["recommended"] = manifest["recommended"]
+        paths = write_reports(bench, writer.root)
+        manifest.pop("schema", None)
+        writer.commit(manifest)
+    final = {k: bundle.root / v.name for k, v in paths.items()}
+    return BuildResult(load_bundle(bundle.root), bench, final, notes)
+
+
+def _maybe_quantize(bundle: Bundle, options: BuildOptions, notes: list[str]) -> Bundle:
+    from edgeport.quantization import QuantizeOptions, quantize
+
+    try:
+        return quantize(
+            bundle.root,
+            QuantizeOptions(calib=options.calib, eval=options.eval, max_drop=options.max_drop),
+        )
+    except CheckFailed as exc:
+        notes.append(f"int8 not added: {exc}")
+    except EdgeportError as exc:
+        if "needs static quantization" not in str(exc) and "no quantizable ops" not in str(exc):
+            raise
+        notes.append(f"int8 not added: {exc}")
+    log.warning(notes[-1])
+    return bundle
+
+
+def recommend_from_bench(
+    artifacts: dict[str, dict[str, Any]], bench: dict[str, Any]
+) -> dict[str, Any]:
+    """The fastest ONNX artifact within its accuracy budget, by the bench's p50 at the first
+    configuration measured (fp32 ONNX when nothing else is faster)."""
+    rows = bench["results"]
+    if not rows:
+        return {"artifact": "onnx-fp32", "reason": "nothing was benchmarked"}
+    first = (rows[0]["provider"], rows[0]["batch"], rows[0]["threads"])
+    config = {r["variant"]: r for r in rows if (r["provider"], r["batch"], r["threads"]) == first}
+    fp32 = config.get("onnx-fp32")
+    best = "onnx-fp32"
+    for name, row in config.items():
+        entry = artifacts.get(name, {})
+        speed = entry.get("speed", {})
+        eligible = (
+            entry.get("format") == "onnx"
+            and entry.get("passed")
+            and not speed.get("slower_than_fp32")
+        )
+        if eligible and row["stats"]["p50_ms"] < config.get(best, row)["stats"]["p50_ms"]:
+            best = name
+    if fp32 is None or best == "onnx-fp32":
+        return {
+            "artifact": "onnx-fp32",
+            "reason": "no compressed artifact is faster within its accuracy budget",
+        }
+    gain = fp32["stats"]["p50_ms"] / config[best]["stats"]["p50_ms"]
+    where = f"{first[0]}, batch {first[1]}, threads {first[2] or 'default'}"
+    return {
+        "artifact": best,
+        "reason": f"fastest within its accuracy budget: p50 {gain:.2f}× "
+        f"faster than fp32 ONNX ({where}; edgeport bench, interleaved)",
+    }
+
+
+def _bench_summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "report": "report.json",
+        "method": report["method"],
+        "p50_ms": {
+            f"{r['variant']}@{r['provider']}/b{r['batch']}/t{r['threads']}": r["stats"]["p50_ms"]
+            for r in report["results"]
+        },
+    }
+
+
+def merge_cli(options: BuildOptions, overrides: dict[str, Any]) -> BuildOptions:
+    """Apply command-line values (those not None) over config-file options."""
+    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    return replace(options, **given)

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import edgeport
+from conftest import run_cli
+from edgeport.benchmarks.harness import BenchOptions, call_stats, compare_reports, run_bench
+from edgeport.benchmarks.report import write_reports
+from edgeport.errors import EdgeportError
+
+Exported = Callable[[str], edgeport.Bundle]
+
+
+def test_call_stats_on_known_samples() -> None:
+    import numpy as np
+
+    ns = np.array([1.0, 2.0, 3.0, 4.0, 100.0]) * 1e6
+    stats = call_stats(ns, batch=4)
+    assert stats["p50_ms"] == 3.0
+    assert stats["min_ms"] == 1.0
+    assert stats["max_ms"] == 100.0
+    assert stats["mean_ms"] == 22.0
+    assert stats["throughput_per_s"] == pytest.approx(4 / 0.022)
+    assert stats["cv"] == pytest.approx(np.std([1, 2, 3, 4, 100]) / 22.0)
+    low, high = stats["median_ci95_ms"]
+    assert 1.0 <= low <= 3.0 <= high <= 100.0
+
+
+def test_bench_measures_every_variant(exported: Exported) -> None:
+    bundle = exported("small_cnn")
+    options = BenchOptions(duration=0.3, blocks=4, batches=(1,))
+    report = run_bench(bundle.root, options)
+    rows = {r["variant"]: r for r in report["results"]}
+    assert set(rows) == {"eager-fp32", "onnx-fp32", "torchscript-fp32"}
+    for row in rows.values():
+        s = row["stats"]
+        assert 0 < s["min_ms"] <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
+        assert s["calls"] >= 4
+        assert row["creation_ms"] > 0
+        assert row["cold_ms"] > 0
+        assert row["provider"] == "cpu"
+    eager = rows["eager-fp32"]["stats"]["p50_ms"]
+    onnx = rows["onnx-fp32"]
+    assert onnx["speedup_vs_eager"] == pytest.approx(eager / onnx["stats"]["p50_ms"])
+    assert onnx["speedup_vs_onnx_fp32"] == 1.0
+    assert onnx["size_bytes"] == bundle.artifact("onnx-fp32")["size_bytes"]
+    assert report["schema"] == "edgeport.report/1"
+    assert report["method"]["onnxruntime_spinning"] is False
+
+
+def test_fixed_batch_is_skipped_with_a_warning(exported: Exported) -> None:
+    report = run_bench(
+        exported("small_cnn").root,
+        BenchOptions(duration=0.2, blocks=2, batches=(4,), baselines=False),
+    )
+    assert report["results"] == []
+
+
+def test_bench_options_are_validated() -> None:
+    with pytest.raises(EdgeportError, match=r"must be positive"):
+        BenchOptions(batches=(0,))
+
+
+def _report(rows: list[tuple[str, int, float, float, float]]) -> dict[str, object]:
+    return {
+        "results": [
+            {
+                "variant": v,
+                "provider": "cpu",
+                "batch": 1,
+                "threads": t,
+                "stats": {"p50_ms": p50, "median_ci95_ms": [low, high]},
+            }
+            for v, t, p50, low, high in rows
+        ]
+    }
+
+
+def test_compare_flags_only_clear_regressions() -> None:
+    base = _report([("a", 2, 10.0, 9.8, 10.2), ("b", 2, 5.0, 4.9, 5.1)])
+    slower = _report([("a", 2, 12.0, 11.8, 12.2), ("b", 2, 5.2, 5.05, 5.3)])
+    (regression,) = compare_reports(slower, base)
+    assert regression.startswith("a (cpu, batch 1, threads 2): p50 12.000 ms vs baseline 10.000")
+    overlapping = _report([("a", 2, 11.5, 10.1, 12.0)])  # slower, but the intervals overlap
+    assert compare_reports(overlapping, base) == []
+    pinned = _report([("a", 1, 19.0, 18.5, 19.5)])  # 1 thread vs a 2-thread baseline
+    assert len(compare_reports(pinned, base)) == 1
+
+
+def test_reports_are_written(exported: Exported, tmp_path: Path) -> None:
+    report = run_bench(exported("small_cnn").root, BenchOptions(duration=0.2, blocks=2))
+    paths = write_reports(report, tmp_path)
+    assert json.loads(paths["json"].read_text())["schema"] == "edgeport.report/1"
+    md = paths["md"].read_text()
+    assert "| variant | precision | provider | batch | threads | p50 ms |" in md
+    assert "**Recommended: `onnx-fp32`**" in md
+    html = paths["html"].read_text()
+    assert html.count("data:image/png;base64,") == 3
+    p50 = f"{report['results'][0]['stats']['p50_ms']:.3f}"
+    assert f"<td>{p50}</td>" in html
+
+
+@pytest.mark.slow
+def test_compare_cli_catches_a_thread_pinned_slowdown(exported: Exported, tmp_path: Path) -> None:
+    root = str(exported("resnet18").root)
+    common = ["--artifacts", "onnx-fp32", "--no-baselines", "--duration", "2", "--no-report"]
+    base = run_cli("bench", root, "--threads", "2", "--json", *common)
+    assert base.returncode == 0, base.stderr
+    (tmp_path / "base.json").write_text(base.stdout)
+    pinned = run_cli(
+        "bench", root, "--threads", "1", "--compare", str(tmp_path / "base.json"), *common
+    )
+    assert pinned.returncode == 1, pinned.stdout
+    assert "regression: onnx-fp32 (cpu, batch 1, threads 1)" in pinned.stdout
+    again = run_cli(
+        "bench", root, "--threads", "2", "--compare", str(tmp_path / "base.json"), *common
+    )
+    assert again.returncode == 0, again.stdout
+    assert "no clear regression" in again.stdout

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from edgeport.errors import EdgeportError
+from edgeport.pipeline import load_config, options_from_config
+
+
+def test_config_unknown_key_is_named(tmp_path: Path) -> None:
+    (tmp_path / "edgeport.toml").write_text('[build]\nmodel = "x"\ncalibration = "c.npz"\n')
+    with pytest.raises(
+        EdgeportError,
+        match=r"unknown key 'calibration' in \[build\]. "
+        r"Available: model, inputs, dynamic, weights, calib, eval",
+    ):
+        load_config(tmp_path / "edgeport.toml")
+    (tmp_path / "edgeport.toml").write_text("[quantise]\nmode = 'static'\n")
+    with pytest.raises(EdgeportError, match=r"unknown section \[quantise\]"):
+        load_config(tmp_path / "edgeport.toml")
+
+
+def test_config_sections_become_options(tmp_path: Path) -> None:
+    (tmp_path / "edgeport.toml").write_text(
+        '[build]\nmodel = "edgeport.demo:small_cnn"\ninputs = ["image:batch=1x1x16x16"]\n'
+        "max_drop = 1.0\n[export]\nopset = 17\n[bench]\nbatches = [1, 8]\nduration = 0.5\n"
+    )
+    options = options_from_config(load_config(tmp_path / "edgeport.toml"))
+    assert options.inputs == ("image:batch=1x1x16x16",)
+    assert options.max_drop == 1.0
+    assert options.export.opset == 17
+    assert options.bench.batches == (1, 8)
+    assert options.bench.duration == 0.5
+
+
+def test_prune_is_refused_until_it_exists(tmp_path: Path) -> None:
+    result = run_cli(
+        "build",
+        "edgeport.demo:small_cnn",
+        "--input",
+        "image:1x1x16x16",
+        "--out",
+        str(tmp_path / "b"),
+        "--prune",
+        "0.5",
+    )
+    assert result.returncode == 2
+    assert "asks for structured pruning" in result.stderr.replace("\n", " ")
+
+
+@pytest.mark.slow
+def test_build_from_config_with_cli_override(tmp_path: Path) -> None:
+    (tmp_path / "edgeport.toml").write_text(
+        '[build]\nmodel = "edgeport.demo:small_cnn"\ninputs = ["image:batch=1x1x16x16"]\n'
+        'out = "from-config"\n[bench]\nduration = 0.3\nbatches = [1, 4]\n'
+    )
+    result = run_cli(
+        "build",
+        "--config",
+        str(tmp_path / "edgeport.toml"),
+        "--out",
+        str(tmp_path / "b"),
+        "--batch",
+        "2",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert not (tmp_path / "from-config").exists()  # --out overrides the config
+    assert {r["batch"] for r in summary["report"]["results"]} == {2}  # --batch too
+    # No calibration data for a conv-heavy model: fp32 only, and the build says why.
+    assert summary["notes"][0].startswith("int8 not added: --mode auto: this model is conv-heavy")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["recommended"]["artifact"] == "onnx-fp32"
+    assert set(manifest["benchmarks"]["p50_ms"]) >= {"onnx-fp32@cpu/b2/t0", "eager-fp32@cpu/b2/t0"}
+    for name in ("report.json", "report.md", "report.html"):
+        assert (tmp_path / "b" / name).is_file()
+
+
+@pytest.mark.slow
+def test_demo_builds_the_digits_cnn(tmp_path: Path) -> None:
+    result = run_cli("demo", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for text in (
+        "eager-fp32",
+        "onnx-fp32",
+        "onnx-int8-static",
+        "vs eager",
+        "accuracy",
+        "recommended:",
+        "report.html",
+    ):
+        assert text in out
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    evaluation = report["accuracy"]["onnx-int8-static"]
+    assert evaluation["samples"] == 450
+    assert evaluation["accuracy_fp32"] > 0.95
+    assert evaluation["drop_pp"] <= 1.0
+    assert {r["batch"] for r in report["results"]} == {1, 32}
+    assert (tmp_path / "demo-data" / "eval.npz").is_file()
