@@ -39,7 +39,16 @@ def random_inputs(
 
 def load_npz(path: str | Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     """Read an ``.npz`` (one array per input, keyed by name) or a ``.npy`` for one input."""
-    path = Path(path)
+    return read_arrays(Path(path), specs)[0]
+
+
+def read_arrays(
+    path: Path, specs: Sequence[TensorSpec], cap: int | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Arrays for ``specs`` from an ``.npz``/``.npy`` (first ``cap`` samples), and ``labels``.
+
+    ``.npy`` files are memory-mapped, so a cap reads only what it keeps.
+    """
     if not path.is_file():
         raise EdgeportError(f"data file {str(path)!r} does not exist")
     names = [s.name for s in specs]
@@ -50,16 +59,18 @@ def load_npz(path: str | Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndar
                     f"{str(path)!r} is a single .npy but the model has inputs {names}",
                     fix="give an .npz with one array per input name",
                 )
-            return {names[0]: np.load(path, allow_pickle=False)}
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            return {names[0]: np.array(array[:cap])}, None
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+            missing = [n for n in names if n not in archive.files]
+            if missing:
+                raise EdgeportError(
+                    f"{str(path)!r} has no array for inputs {missing}",
+                    expected=f"one array per input, keyed {names} (and optionally 'labels')",
+                    available=", ".join(archive.files) or "no arrays",
+                )
+            arrays = {n: np.array(archive[n][:cap]) for n in names}
+            labels = np.array(archive["labels"][:cap]) if "labels" in archive.files else None
     except (OSError, ValueError) as exc:
         raise EdgeportError(f"cannot read {str(path)!r} as numpy data: {exc}") from exc
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise EdgeportError(
-            f"{str(path)!r} has no array for inputs {missing}",
-            expected=f"one array per input, keyed {names}",
-            available=", ".join(arrays) or "no arrays",
-        )
-    return {n: arrays[n] for n in names}
+    return arrays, labels

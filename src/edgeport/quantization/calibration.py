@@ -122,30 +122,9 @@ def _random_samples(inputs: Sequence[TensorSpec], count: int, seed: int) -> Samp
 
 
 def _from_numpy(path: Path, inputs: Sequence[TensorSpec], cap: int) -> SampleSet:
-    if not path.is_file():
-        raise EdgeportError(f"data file {str(path)!r} does not exist")
-    names = [s.name for s in inputs]
-    try:
-        if path.suffix == ".npy":
-            if len(inputs) != 1:
-                raise EdgeportError(
-                    f"{str(path)!r} is one .npy, but the model has inputs {names}",
-                    fix="give an .npz with one array per input name",
-                )
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-            return SampleSet(str(path), {names[0]: np.array(array[:cap])})
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [n for n in names if n not in archive.files]
-            if missing:
-                raise EdgeportError(
-                    f"{str(path)!r} has no array for inputs {missing}",
-                    expected=f"one array per input, keyed {names} (and optionally 'labels')",
-                    available=", ".join(archive.files) or "no arrays",
-                )
-            arrays = {n: np.array(archive[n][:cap]) for n in names}
-            labels = np.array(archive["labels"][:cap]) if "labels" in archive.files else None
-    except (OSError, ValueError) as exc:
-        raise EdgeportError(f"cannot read {str(path)!r} as numpy data: {exc}") from exc
+    from edgeport.data import read_arrays
+
+    arrays, labels = read_arrays(path, inputs, cap)
     return SampleSet(str(path), arrays, labels)
 
 

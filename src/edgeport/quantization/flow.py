@@ -118,6 +118,21 @@ class _Candidate:
     outputs: dict[str, np.ndarray]
 
 
+@dataclass
+class _Job:
+    """What every quantization round shares."""
+
+    fp32: Path
+    pre: tuple[Path, dict[str, Any]] | None
+    work: Path
+    mode: str
+    calib: SampleSet | None
+    evals: SampleSet
+    reference: dict[str, np.ndarray]
+    batch: int
+    options: QuantizeOptions
+
+
 def quantize(bundle_dir: str | Path, options: QuantizeOptions | None = None) -> Bundle:
     """Add an int8 artifact to the bundle at ``bundle_dir`` (rewritten atomically).
 
@@ -147,31 +162,14 @@ def quantize(bundle_dir: str | Path, options: QuantizeOptions | None = None) -> 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pre = _preprocessed(fp32, work, options)
+        job = _Job(fp32, pre, work, mode, calib, evals, reference, batch, options)
         with step(f"quantizing ({mode})"):
-            first = _quantize_measured(
-                fp32, pre, work, mode, calib, evals, reference, batch, options
-            )
+            first = _quantize_measured(job)
         with step("checking the accuracy budget"):
-            best, reverted = _meet_budget(
-                first, fp32, pre, work, mode, calib, evals, reference, batch, options
-            )
+            best, reverted = _meet_budget(job, first)
         with step("timing int8 against fp32"):
             speed = _speed(fp32, best.path, evals, first.path if reverted else None)
-        name = f"onnx-int8-{mode}"
-        return _write(
-            bundle,
-            name,
-            best,
-            mode,
-            reason,
-            speed,
-            reverted,
-            evals,
-            reference,
-            calib,
-            options,
-            batch,
-        )
+        return _write(bundle, job, best, reason, speed, reverted)
 
 
 def _preprocessed(
@@ -277,29 +275,18 @@ def _score(candidate: _Candidate) -> float:
     return e.cosine
 
 
-def _quantize_measured(
-    fp32: Path,
-    pre: tuple[Path, dict[str, Any]] | None,
-    work: Path,
-    mode: str,
-    calib: SampleSet | None,
-    evals: SampleSet,
-    reference: dict[str, np.ndarray],
-    batch: int,
-    options: QuantizeOptions,
-    exclude: tuple[str, ...] = (),
-) -> _Candidate:
+def _quantize_measured(job: _Job, exclude: tuple[str, ...] = ()) -> _Candidate:
     """Quantize from the pre-processed and/or the raw model (per options); keep the better."""
     tries: list[tuple[str, Path, dict[str, Any]]] = []
-    if pre is not None:
-        tries.append(("preprocessed", pre[0], dict(pre[1])))
-    if pre is None or options.preprocess == "auto":
-        tries.append(("raw", fp32, {"variant": "skipped"}))
+    if job.pre is not None:
+        tries.append(("preprocessed", job.pre[0], dict(job.pre[1])))
+    if job.pre is None or job.options.preprocess == "auto":
+        tries.append(("raw", job.fp32, {"variant": "skipped"}))
     candidates = []
     for label, src, record in tries:
-        dst = work / f"int8-{label}-{len(exclude)}.onnx"
-        recipe = _quantize_once(src, dst, mode, calib, options, exclude)
-        evaluation, outputs = _evaluate(dst, evals, reference, batch)
+        dst = job.work / f"int8-{label}-{len(exclude)}.onnx"
+        recipe = _quantize_once(src, dst, job.mode, job.calib, job.options, exclude)
+        evaluation, outputs = _evaluate(dst, job.evals, job.reference, job.batch)
         recipe["preprocess"] = {**record, "input": label}
         candidates.append(_Candidate(dst, recipe, evaluation, outputs))
     best = max(candidates, key=_score)
@@ -326,27 +313,16 @@ def _passes(evaluation: Evaluation, options: QuantizeOptions) -> list[str]:
     return problems
 
 
-def _meet_budget(
-    best: _Candidate,
-    fp32: Path,
-    pre: tuple[Path, dict[str, Any]] | None,
-    work: Path,
-    mode: str,
-    calib: SampleSet | None,
-    evals: SampleSet,
-    reference: dict[str, np.ndarray],
-    batch: int,
-    options: QuantizeOptions,
-) -> tuple[_Candidate, list[dict[str, Any]]]:
+def _meet_budget(job: _Job, best: _Candidate) -> tuple[_Candidate, list[dict[str, Any]]]:
     """Keep the most sensitive tensors in float until the budget is met or the bound is hit."""
     reverted: list[dict[str, Any]] = []
+    options = job.options
     problems = _passes(best.evaluation, options)
     excluded: tuple[str, ...] = ()
     rounds = 0
     while problems and rounds < options.max_reverts:
-        ranked = [
-            t for t in rank_tensors(best.path, calib or evals) if set(t.nodes) - set(excluded)
-        ]
+        samples = job.calib or job.evals
+        ranked = [t for t in rank_tensors(best.path, samples) if set(t.nodes) - set(excluded)]
         if not ranked:
             break
         worst = ranked[0]
@@ -355,14 +331,12 @@ def _meet_budget(
             {"tensor": worst.tensor, "sqnr_db": round(worst.sqnr_db, 2), "nodes": list(worst.nodes)}
         )
         log.info("keeping %s in float (SQNR %.1f dB): %s", worst.tensor, worst.sqnr_db, problems)
-        best = _quantize_measured(
-            fp32, pre, work, mode, calib, evals, reference, batch, options, excluded
-        )
+        best = _quantize_measured(job, excluded)
         problems = _passes(best.evaluation, options)
         rounds += 1
     if problems:
         raise CheckFailed(
-            f"int8 ({mode}) misses the accuracy budget on {best.evaluation.samples} evaluation "
+            f"int8 ({job.mode}) misses the accuracy budget on {best.evaluation.samples} evaluation "
             f"samples: {'; '.join(problems)}"
             + (
                 f", even with {len(excluded)} nodes kept in float ({rounds} rounds)"
@@ -405,18 +379,20 @@ def _speed(fp32: Path, int8: Path, evals: SampleSet, all_quantized: Path | None)
 
 def _write(
     bundle: Bundle,
-    name: str,
+    job: _Job,
     best: _Candidate,
-    mode: str,
     reason: str,
     speed: dict[str, Any],
     reverted: list[dict[str, Any]],
-    evals: SampleSet,
-    reference: dict[str, np.ndarray],
-    calib: SampleSet | None,
-    options: QuantizeOptions,
-    batch: int,
 ) -> Bundle:
+    mode, evals, reference, calib, options = (
+        job.mode,
+        job.evals,
+        job.reference,
+        job.calib,
+        job.options,
+    )
+    name = f"onnx-int8-{mode}"
     rel = f"model.int8-{mode}.onnx"
     count = min(SAMPLE_SET_SIZE, len(evals))
     sample_inputs = {k: v[:count] for k, v in evals.arrays.items()}
@@ -432,7 +408,7 @@ def _write(
             {
                 "name": SAMPLE_SET,
                 "sizes": {},
-                "batch": batch,
+                "batch": job.batch,
                 "reference": "onnx-fp32 (verified against eager PyTorch) on evaluation samples",
                 "inputs": {
                     k: writer.save_npy(f"golden/{SAMPLE_SET}/inputs/{k}.npy", v)
