@@ -110,11 +110,23 @@ def rss_mb() -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def call_stats(samples_ns: np.ndarray, batch: int, seed: int = 0) -> dict[str, Any]:
-    """p50/p90/p99, mean, std, min, max (ms), throughput (samples/s), CV, bootstrap CI95."""
+def call_stats(
+    samples_ns: np.ndarray, batch: int, blocks: list[np.ndarray] | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """p50/p90/p99, mean, std, min, max (ms), throughput (samples/s), CV, bootstrap CI95.
+
+    The interval of the median resamples whole blocks when ``blocks`` is given: calls in one
+    block share the machine's state of that moment, so resampling single calls would pretend
+    they are independent and give an interval far narrower than run-to-run variation.
+    """
     ms = samples_ns / 1e6
     rng = np.random.default_rng(seed)
-    boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
+    if blocks and len(blocks) > 1:
+        block_ms = [np.asarray(b, dtype=np.float64) / 1e6 for b in blocks]
+        picks = rng.integers(0, len(block_ms), size=(1000, len(block_ms)))
+        boots = np.array([np.median(np.concatenate([block_ms[i] for i in row])) for row in picks])
+    else:
+        boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
     mean = float(ms.mean())
     return {
         "p50_ms": float(np.median(ms)),
@@ -287,12 +299,13 @@ def _measure(
         for _ in range(options.warmup):
             call()
     per_block = _calls_per_block(runs, options)
-    samples: dict[str, list[int]] = {name: [] for name in runs}
+    samples: dict[str, list[list[int]]] = {name: [] for name in runs}
     order = list(runs)
     for block in range(options.blocks):
         for name in order if block % 2 == 0 else order[::-1]:
             call, n = runs[name], per_block[name]
-            times = samples[name]
+            times: list[int] = []
+            samples[name].append(times)
             for _ in range(n):
                 t0 = time.perf_counter_ns()
                 call()
@@ -301,8 +314,9 @@ def _measure(
     if default_threads is not None:
         torch.set_num_threads(default_threads)
     for name, row in rows.items():
-        array = np.asarray(samples[name], dtype=np.float64)
-        row.stats = call_stats(array, batch)
+        blocks = [np.asarray(b, dtype=np.float64) for b in samples[name]]
+        array = np.concatenate(blocks)
+        row.stats = call_stats(array, batch, blocks)
         step = max(1, array.size // MAX_SAMPLES_KEPT)
         row.samples_ms = [round(float(v) / 1e6, 4) for v in array[::step]]
     return list(rows.values())
@@ -358,7 +372,8 @@ def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str,
             "pause_s": options.pause,
             "onnxruntime_spinning": False,
             "timer": "perf_counter_ns per call",
-            "statistics": "over individual calls; CI95 = bootstrap of the median (1000 draws)",
+            "statistics": "over individual calls; CI95 of the median = bootstrap over blocks "
+            "(1000 draws)",
         },
         "options": {k: v for k, v in asdict(options).items()},
         "peak_rss_mb": peak,
