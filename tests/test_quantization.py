@@ -265,3 +265,37 @@ def test_dynamic_on_a_cnn_is_warned(
     entry = bundle.artifact("onnx-int8-dynamic")
     assert "Conv" not in entry["recipe"]["op_types"]
     assert entry["structure"]["float_ops"]["Conv"] == 2
+
+
+def test_torchscript_int8_artifact(exported: object, tmp_path: Path) -> None:
+    from catalog import CATALOG
+
+    entry = CATALOG["two_inputs_dict_output"]
+    bundle = edgeport.export(entry.source, list(entry.inputs), out=tmp_path / "b")
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "eval.npz",
+        image=rng.standard_normal((64, 3, 16, 16), np.float32),
+        meta=rng.standard_normal((64, 4), np.float32),
+    )
+    result = run_cli(
+        "quantize",
+        str(bundle.root),
+        "--mode",
+        "dynamic",
+        "--torchscript",
+        "--eval",
+        str(tmp_path / "eval.npz"),
+        "--min-top1",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr
+    bundle = edgeport.load_bundle(tmp_path / "b")
+    art = bundle.artifact("torchscript-int8-dynamic")
+    assert art["precision"] == "int8"
+    assert art["recipe"]["dtype"] == "qint8"
+    assert art["passed"] is True, art["warnings"]
+    assert art["evaluation"]["cosine"] >= 0.99
+    assert set(art["parity"]["sample"]) == {"scores", "boxes"}
+    assert verify_bundle(bundle.root).passed
+    assert bundle.manifest["recommended"]["artifact"].startswith("onnx-")  # ONNX only

@@ -179,6 +179,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="rounds of keeping sensitive tensors in float to meet the budget",
     )
+    p.add_argument(
+        "--min-cosine",
+        type=float,
+        default=0.99,
+        help="int8 tolerance: cosine vs fp32 (default 0.99)",
+    )
+    p.add_argument(
+        "--min-top1",
+        type=float,
+        default=0.95,
+        help="int8 tolerance: top-1 agreement vs fp32 (default 0.95; 0 disables)",
+    )
+    p.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="also add a TorchScript int8 artifact (torch dynamic quantization of "
+        "Linear/LSTM; rebuilds the eager model from the manifest's source)",
+    )
 
     p = verb("run", "Run an artifact on inputs.", RUN_EXAMPLE, cmd_run)
     p.add_argument("bundle", help="bundle directory or .onnx file")
@@ -467,6 +485,7 @@ def _print_summary(result: Any) -> None:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     """`edgeport quantize`."""
+    from edgeport.benchmarks.parity import Tolerance
     from edgeport.quantization import CalibrationMethod, QuantFormat, QuantizeOptions, quantize
 
     options = QuantizeOptions(
@@ -482,6 +501,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         force_conv=args.force_conv,
         preprocess=args.preprocess,
         max_reverts=args.max_reverts,
+        tolerance=Tolerance(min_cosine=args.min_cosine, min_top1=args.min_top1 or None),
+        torchscript=args.torchscript,
     )
     with _progress(args.json):
         bundle = quantize(args.bundle, options)

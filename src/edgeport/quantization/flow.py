@@ -70,6 +70,8 @@ class QuantizeOptions:
         max_samples: Cap on calibration samples read.
         max_eval_samples: Cap on evaluation samples read.
         max_reverts: Bound on accuracy-recovery rounds (each keeps one more tensor in float).
+        torchscript: Also add a TorchScript int8 artifact (torch dynamic quantization of
+            Linear/LSTM; needs the eager model, rebuilt from the manifest's source).
         tolerance: Override of the int8 tolerance profile (cosine ≥ 0.99, top-1 agreement ≥
             0.95); recorded in the manifest. ``min_top1=None`` drops the top-1 criterion, e.g.
             for random-weight models whose logits are near ties.
@@ -89,6 +91,7 @@ class QuantizeOptions:
     max_samples: int = DEFAULT_MAX_SAMPLES
     max_eval_samples: int = 2048
     max_reverts: int = 8
+    torchscript: bool = False
     tolerance: Tolerance = PROFILES[Precision.INT8]
 
     def __post_init__(self) -> None:
@@ -133,7 +136,9 @@ class _Job:
     options: QuantizeOptions
 
 
-def quantize(bundle_dir: str | Path, options: QuantizeOptions | None = None) -> Bundle:
+def quantize(
+    bundle_dir: str | Path, options: QuantizeOptions | None = None, *, model: Any = None
+) -> Bundle:
     """Add an int8 artifact to the bundle at ``bundle_dir`` (rewritten atomically).
 
     Returns:
@@ -169,7 +174,11 @@ def quantize(bundle_dir: str | Path, options: QuantizeOptions | None = None) -> 
             best, reverted = _meet_budget(job, first)
         with step("timing int8 against fp32"):
             speed = _speed(fp32, best.path, evals, first.path if reverted else None)
-        return _write(bundle, job, best, reason, speed, reverted)
+        result = _write(bundle, job, best, reason, speed, reverted)
+        if options.torchscript:
+            with step("TorchScript int8 (torch dynamic quantization)"):
+                result = _add_torchscript_int8(result, job, model)
+        return result
 
 
 def _preprocessed(
@@ -449,6 +458,77 @@ def _write(
         manifest["recommended"] = recommend(manifest["artifacts"])
         writer.commit({k: v for k, v in manifest.items() if k != "schema"})
     return load_bundle(bundle.root)
+
+
+def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any) -> Bundle:
+    """Add ``torchscript-int8-dynamic``, checked on the same evaluation data and tolerance."""
+    import torch
+
+    from edgeport.quantization.torchscript_int8 import quantize_torchscript_dynamic
+
+    if model is None:
+        source = bundle.manifest["model"]
+        if source["source"].startswith("python:"):
+            raise EdgeportError(
+                "TorchScript int8 needs the eager model, and this bundle came from an in-memory "
+                "module",
+                fix="pass model= to quantize(), or export from a source spec",
+            )
+        from edgeport.sources import load_model
+
+        model = load_model(source["source"], weights=source.get("weights")).module
+    names = [s.name for s in bundle.inputs]
+    first = next(job.evals.feeds(job.batch))
+    rel = "model.int8-dynamic.ts"
+    path = job.work / rel
+    recipe = quantize_torchscript_dynamic(
+        model, tuple(torch.from_numpy(first[n]) for n in names), path
+    )
+    with BundleWriter(bundle.root) as writer:
+        writer.copy_from(bundle)
+        (writer.root / rel).write_bytes(path.read_bytes())
+        manifest = dict(bundle.manifest)
+        manifest["artifacts"] = {
+            **manifest["artifacts"],
+            "torchscript-int8-dynamic": {
+                **file_record(writer.root, rel),
+                "format": "torchscript",
+                "precision": "int8",
+                "derived_from": "eager",
+                "recipe": recipe,
+                "tolerance": job.options.tolerance.to_json(),
+                "golden_sets": [SAMPLE_SET],
+                "parity": {},
+                "passed": False,
+                "warnings": [],
+            },
+        }
+        manifest.pop("schema", None)
+        writer.commit(manifest)
+    staged = load_bundle(bundle.root)
+    session = Session(staged.root, "torchscript-int8-dynamic", trust_torchscript=True)
+    outputs = run_all(session.run, job.evals, job.batch)
+    evaluation = evaluate(job.reference, outputs, job.evals.labels)
+    problems = _passes(evaluation, job.options)
+    sample = next(g for g in staged.golden_sets() if g.name == SAMPLE_SET)
+    count = len(next(iter(sample.inputs.values())))
+    results = check_outputs(
+        {k: v[:count] for k, v in outputs.items()}, sample.outputs, job.options.tolerance
+    )
+    with BundleWriter(staged.root) as writer:
+        writer.copy_from(staged)
+        manifest = dict(staged.manifest)
+        entry = dict(manifest["artifacts"]["torchscript-int8-dynamic"])
+        entry.update(
+            evaluation={**evaluation.to_json(), "data": job.evals.describe()},
+            parity={SAMPLE_SET: {r.name: r.to_json() for r in results}},
+            passed=not problems and all(r.passed for r in results),
+            warnings=problems,
+        )
+        manifest["artifacts"] = {**manifest["artifacts"], "torchscript-int8-dynamic": entry}
+        manifest.pop("schema", None)
+        writer.commit(manifest)
+    return load_bundle(staged.root)
 
 
 def recommend(artifacts: dict[str, dict[str, Any]]) -> dict[str, Any]:
