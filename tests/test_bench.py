@@ -107,7 +107,16 @@ def test_reports_are_written(exported: Exported, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_compare_cli_catches_a_thread_pinned_slowdown(exported: Exported, tmp_path: Path) -> None:
     root = str(exported("resnet18").root)
-    common = ["--artifacts", "onnx-fp32", "--no-baselines", "--duration", "2", "--no-report"]
+    common = [
+        "--artifacts",
+        "onnx-fp32",
+        "--no-baselines",
+        "--duration",
+        "2",
+        "--no-report",
+        "--threshold",
+        "0.25",
+    ]  # a shared 2-core VM drifts a few % between runs
     base = run_cli("bench", root, "--threads", "2", "--json", *common)
     assert base.returncode == 0, base.stderr
     (tmp_path / "base.json").write_text(base.stdout)

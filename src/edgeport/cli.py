@@ -230,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-report", action="store_true", help="do not write report.json/md/html into the bundle"
     )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.10,
+        help="with --compare: slowdown that counts as a regression (default 0.10)",
+    )
 
     p = verb("build", "Export, quantize, verify, bench and recommend.", BUILD_EXAMPLE, cmd_build)
     p.add_argument("model", nargs="?", help="model source (or [build] model in --config)")
@@ -399,7 +405,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         baseline = json.loads(Path(args.compare).read_text())
-        regressions = compare_reports(report, baseline)
+        regressions = compare_reports(report, baseline, threshold=args.threshold)
         report["regressions"] = regressions
     if args.json:
         _print_json(report)
