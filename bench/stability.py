@@ -1,0 +1,74 @@
+"""Are `edgeport bench` figures stable? Two back-to-back runs of the same bench; each run's
+medians should fall inside the other run's reported 95% intervals.
+
+Issue 5 outcome 5. Uses resnet18 (random weights) fp32 and static int8 (random calibration), plus
+the eager and TorchScript baselines. Writes bench-results/stability.json; exits 1 if any median
+falls outside the other run's interval.
+
+    .venv/bin/python bench/stability.py [--duration 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgeport.benchmarks.harness import BenchOptions, run_bench
+from edgeport.exporter.flow import export
+from edgeport.quantization import QuantizeOptions, quantize
+
+
+def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for ra, rb in zip(a["results"], b["results"], strict=True):
+        sa, sb = ra["stats"], rb["stats"]
+        rows.append(
+            {
+                "variant": ra["variant"],
+                "run1_p50_ms": sa["p50_ms"],
+                "run1_ci95_ms": sa["median_ci95_ms"],
+                "run2_p50_ms": sb["p50_ms"],
+                "run2_ci95_ms": sb["median_ci95_ms"],
+                "run2_in_run1_ci": sa["median_ci95_ms"][0]
+                <= sb["p50_ms"]
+                <= sa["median_ci95_ms"][1],
+                "run1_in_run2_ci": sb["median_ci95_ms"][0]
+                <= sa["p50_ms"]
+                <= sb["median_ci95_ms"][1],
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=3.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "b"
+        export("torchvision:resnet18", ["input:1x3x224x224"], out=out)
+        quantize(out, QuantizeOptions(calib="random"))
+        options = BenchOptions(duration=args.duration)
+        runs = [run_bench(out, options) for _ in range(2)]
+    rows = cross_check(*runs)
+    ok = all(r["run2_in_run1_ci"] and r["run1_in_run2_ci"] for r in rows)
+    Path("bench-results").mkdir(exist_ok=True)
+    Path("bench-results/stability.json").write_text(json.dumps(rows, indent=2) + "\n")
+    for r in rows:
+        print(
+            f"{r['variant']:18s} run1 p50 {r['run1_p50_ms']:7.3f} ms CI95 "
+            f"[{r['run1_ci95_ms'][0]:.3f}, {r['run1_ci95_ms'][1]:.3f}]   run2 p50 "
+            f"{r['run2_p50_ms']:7.3f} ms CI95 [{r['run2_ci95_ms'][0]:.3f}, "
+            f"{r['run2_ci95_ms'][1]:.3f}]   "
+            + ("ok" if r["run2_in_run1_ci"] and r["run1_in_run2_ci"] else "OUTSIDE")
+        )
+    print(f"{'PASS' if ok else 'FAIL'}  each run's medians inside the other run's CI95")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
