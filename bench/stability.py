@@ -67,6 +67,12 @@ def main() -> int:
             + ("ok" if r["run2_in_run1_ci"] and r["run1_in_run2_ci"] else "OUTSIDE")
         )
     print(f"{'PASS' if ok else 'FAIL'}  each run's medians inside the other run's CI95")
+    for run, report in enumerate(runs, 1):
+        ratios = {r["variant"]: r["speedup_vs_onnx_fp32"] for r in report["results"]}
+        print(
+            f"run {run} speed-ups vs onnx-fp32: "
+            + ", ".join(f"{k} {v:.3f}×" for k, v in ratios.items())
+        )
     return 0 if ok else 1
 
 
