@@ -95,3 +95,23 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path: Path) -> None:
     ):
         load_model("edgeport.demo:small_cnn", weights=tmp_path / "evil.pt")
     assert not marker.exists()
+
+
+def test_full_checkpoint_needs_the_explicit_opt_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pickled whole module (torch.save(model)) is refused unless --trust-checkpoint is given,
+    and then the unsafe load is logged."""
+    model = load_model("edgeport.demo:small_cnn").module
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)
+    torch.save(model, tmp_path / "full.pt")
+    with pytest.raises(EdgeportError, match=r"refused to load .*full.pt.*--trust-checkpoint"):
+        load_model("edgeport.demo:small_cnn", weights=tmp_path / "full.pt")
+    with caplog.at_level("WARNING"):
+        loaded = load_model(
+            "edgeport.demo:small_cnn", weights=tmp_path / "full.pt", trust_checkpoint=True
+        )
+    assert "--trust-checkpoint: unpickling" in caplog.text
+    assert loaded.describe()["state_dict_sha256"] == state_dict_sha256(model)
