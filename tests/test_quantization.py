@@ -228,7 +228,7 @@ def test_bad_calibration_data_exits_2_from_the_cli(
 def test_image_folder_and_factory_calibration(digits: dict[str, object], tmp_path: Path) -> None:
     from PIL import Image
 
-    from edgeport.quantization.calibration import load_samples
+    from edgeport.data import load_samples
 
     bundle = edgeport.load_bundle(Path(str(digits["root"])) / "fp32")
     x_train, y_train, _, _ = digits_16()

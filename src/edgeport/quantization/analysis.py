@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.benchmarks.parity import compare
-from edgeport.quantization.calibration import SampleSet
+from edgeport.data import SampleSet
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 INTEGER_OPS = (

@@ -1,231 +1,30 @@
-"""Calibration and evaluation data: ``.npz``/``.npy``, an image folder, a Python iterable factory,
-or ``random`` (only when asked for: accuracy is then unknown).
+"""Calibration for ONNX Runtime's static quantization: a ``CalibrationDataReader`` over samples.
 
-Whatever the source, at most ``max_samples`` samples are read (arrays are memory-mapped or read
-one sample at a time), and degenerate data is refused before it can produce a broken model:
-no samples, NaN/Inf, or an input that is constant across every sample.
+The samples themselves (files, image folders, factories, random) are read and checked by
+`edgeport.data.load_samples`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
-import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
-from edgeport.errors import EdgeportError
-from edgeport.spec import TensorSpec
-
-log = logging.getLogger(__name__)
-
-DEFAULT_MAX_SAMPLES = 256
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
-# Standard ImageNet normalisation for image folders.
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from edgeport.data import SampleSet
 
 
-@dataclass
-class SampleSet:
-    """Samples along the first axis, one array per model input, optional integer labels.
+class SampleReader:
+    """An ONNX Runtime ``CalibrationDataReader`` over a `SampleSet`, one sample per feed."""
 
-    Attributes:
-        source: Where the samples came from (recorded in the manifest).
-        arrays: Input name → array with samples along axis 0.
-        labels: Class ids, one per sample, or None.
-        random: True when drawn at random from the spec (accuracy unknown).
-    """
+    def __init__(self, samples: SampleSet, batch: int = 1) -> None:
+        self._samples = samples
+        self._batch = batch
+        self._iter: Iterator[dict[str, Any]] = samples.feeds(batch)
 
-    source: str
-    arrays: dict[str, np.ndarray]
-    labels: np.ndarray | None = None
-    random: bool = False
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = self._samples.feeds(self._batch)
 
     def __len__(self) -> int:
-        return len(next(iter(self.arrays.values())))
-
-    def feeds(self, batch: int = 1) -> Iterator[dict[str, np.ndarray]]:
-        """Feeds of ``batch`` samples each (the last one may be smaller)."""
-        for start in range(0, len(self), batch):
-            yield {k: v[start : start + batch] for k, v in self.arrays.items()}
-
-    def describe(self) -> dict[str, Any]:
-        """Manifest form: source, sample count, labels present, random or real."""
-        return {
-            "source": self.source,
-            "samples": len(self),
-            "labels": self.labels is not None,
-            "random": self.random,
-        }
-
-
-def load_samples(
-    spec: str,
-    inputs: Sequence[TensorSpec],
-    *,
-    max_samples: int = DEFAULT_MAX_SAMPLES,
-    purpose: str = "--calib",
-    seed: int = 0,
-) -> SampleSet:
-    """Read samples for ``inputs`` from ``spec`` and check they are usable.
-
-    Args:
-        spec: ``file.npz``, ``file.npy``, an image folder, ``file.py:factory`` (an iterable of
-            dicts or arrays), or ``random``.
-        inputs: The model's input specs (names, dtypes, shapes).
-        max_samples: Read at most this many samples.
-        purpose: The option name, for messages.
-        seed: Seed for ``random``.
-
-    Raises:
-        EdgeportError: Unreadable, mismatched or degenerate data.
-    """
-    if spec == "random":
-        log.warning(
-            "%s random: calibrating on random data; the int8 model's accuracy on real inputs "
-            "is UNKNOWN",
-            purpose,
-        )
-        return _random_samples(inputs, min(max_samples, 32), seed)
-    file_part, sep, _ = spec.rpartition(":")
-    path = Path(spec)
-    if sep and file_part.endswith(".py"):
-        samples = _from_factory(spec, inputs, max_samples)
-    elif path.is_dir():
-        samples = _from_image_folder(path, inputs, max_samples)
-    elif path.suffix in (".npz", ".npy"):
-        samples = _from_numpy(path, inputs, max_samples)
-    else:
-        raise EdgeportError(
-            f"{purpose} {spec!r} is not a data source edgeport reads",
-            expected="an .npz (one array per input name, samples along axis 0), an .npy for a "
-            "one-input model, an image folder, file.py:factory, or 'random'",
-        )
-    check_samples(samples, inputs, purpose)
-    return samples
-
-
-def _random_samples(inputs: Sequence[TensorSpec], count: int, seed: int) -> SampleSet:
-    """``count`` samples of batch 1 (other symbolic dims at their example size)."""
-    from edgeport.data import random_inputs
-
-    sizes = {label: size for s in inputs for label, size in s.examples.items()}
-    sizes.update({s.shape[0]: 1 for s in inputs if s.shape and isinstance(s.shape[0], str)})
-    draws = [random_inputs(inputs, sizes, seed=seed + i) for i in range(count)]
-    arrays = {s.name: np.concatenate([d[s.name] for d in draws]) for s in inputs}
-    return SampleSet("random", arrays, random=True)
-
-
-def _from_numpy(path: Path, inputs: Sequence[TensorSpec], cap: int) -> SampleSet:
-    from edgeport.data import read_arrays
-
-    arrays, labels = read_arrays(path, inputs, cap)
-    return SampleSet(str(path), arrays, labels)
-
-
-def _from_image_folder(path: Path, inputs: Sequence[TensorSpec], cap: int) -> SampleSet:
-    """Images (``folder/*.png`` or ``folder/<class>/*.png``): resize, scale, normalise."""
-    from PIL import Image
-
-    if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise EdgeportError(
-            f"an image folder feeds one NCHW input; this model has {[s.name for s in inputs]}",
-            fix="give an .npz with one array per input",
-        )
-    spec = inputs[0]
-    channels, height, width = (d if isinstance(d, int) else None for d in spec.shape[1:])
-    if not (channels in (1, 3) and height and width):
-        raise EdgeportError(
-            f"input {spec.name!r} {list(spec.shape)} is not a fixed-size 1- or 3-channel image",
-            fix="declare the image size, e.g. --input input:batch=1x3x224x224",
-        )
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:cap]
-    classes = sorted({p.parent.name for p in files if p.parent != path})
-    images, labels = [], []
-    for file in files:
-        with Image.open(file) as opened:
-            img = opened.convert("RGB" if channels == 3 else "L").resize((width, height))
-            array = np.asarray(img, dtype=np.float32) / 255.0
-        if channels == 3:
-            array = ((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
-        else:
-            array = array[None]
-        images.append(array)
-        if classes:
-            labels.append(classes.index(file.parent.name))
-    arrays = (
-        {spec.name: np.stack(images).astype(spec.dtype)}
-        if images
-        else {spec.name: np.zeros((0, channels, height, width), spec.dtype)}
-    )
-    return SampleSet(str(path), arrays, np.array(labels) if classes and labels else None)
-
-
-def _from_factory(spec: str, inputs: Sequence[TensorSpec], cap: int) -> SampleSet:
-    file, _, name = spec.rpartition(":")
-    module_spec = importlib.util.spec_from_file_location("edgeport_user_data", file)
-    if not Path(file).is_file() or module_spec is None or module_spec.loader is None:
-        raise EdgeportError(f"data factory file {file!r} does not exist")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        raise EdgeportError(f"{file!r} has no callable {name!r}")
-    names = [s.name for s in inputs]
-    columns: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for item in itertools.islice(factory(), cap):
-        sample = item if isinstance(item, dict) else dict(zip(names, _as_tuple(item), strict=False))
-        for n in names:
-            if n not in sample:
-                raise EdgeportError(f"{spec!r} yielded a sample without input {n!r}")
-            columns[n].append(np.asarray(sample[n]))
-    arrays = {n: np.concatenate(v) if v else np.zeros((0,)) for n, v in columns.items()}
-    return SampleSet(spec, arrays)
-
-
-def _as_tuple(item: Any) -> tuple[Any, ...]:
-    return tuple(item) if isinstance(item, list | tuple) else (item,)
-
-
-def check_samples(samples: SampleSet, inputs: Sequence[TensorSpec], purpose: str) -> None:
-    """Refuse empty, non-finite or constant data, and arrays that do not fit the inputs."""
-    for spec in inputs:
-        array = samples.arrays[spec.name]
-        where = f"{purpose} {samples.source!r}, input {spec.name!r}"
-        if array.ndim == 0 or array.shape[0] == 0:
-            raise EdgeportError(
-                f"{where} has no samples",
-                expected="at least one sample along axis 0 (a few hundred calibrate well)",
-            )
-        if array.ndim != len(spec.shape) or any(
-            isinstance(d, int) and d != a
-            for d, a in zip(spec.shape[1:], array.shape[1:], strict=False)
-        ):
-            raise EdgeportError(
-                f"{where} has samples of shape {list(array.shape)}",
-                expected=f"samples along axis 0 of {list(spec.shape)}",
-            )
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            bad = int((~np.isfinite(array)).sum())
-            raise EdgeportError(
-                f"{where} holds {bad} NaN/Inf values",
-                fix="clean the data; calibrating on non-finite values gives meaningless ranges",
-            )
-        if np.ptp(array) == 0:
-            raise EdgeportError(
-                f"{where} is constant (every value is {array.flat[0].item()!r})",
-                expected="real samples that vary; calibration ranges from constant data clip "
-                "every real input",
-                fix="pass real data, or --calib random if you accept unknown accuracy",
-            )
-    if samples.labels is not None and len(samples.labels) != len(samples):
-        raise EdgeportError(
-            f"{purpose} {samples.source!r} has {len(samples.labels)} labels for "
-            f"{len(samples)} samples",
-            expected="one integer label per sample",
-        )
+        return len(self._samples)

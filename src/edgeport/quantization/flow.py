@@ -20,6 +20,7 @@ import numpy as np
 from edgeport.benchmarks.latency import ratio, time_interleaved
 from edgeport.benchmarks.parity import PROFILES, Precision, Tolerance, check_outputs
 from edgeport.bundle import Bundle, BundleWriter, file_record, load_bundle
+from edgeport.data import DEFAULT_MAX_SAMPLES, SampleSet, load_samples
 from edgeport.environment import collect_environment
 from edgeport.errors import CheckFailed, EdgeportError
 from edgeport.quantization.analysis import (
@@ -30,7 +31,6 @@ from edgeport.quantization.analysis import (
     run_all,
     structure,
 )
-from edgeport.quantization.calibration import DEFAULT_MAX_SAMPLES, SampleSet, load_samples
 from edgeport.quantization.methods import (
     DYNAMIC_OPS,
     CalibrationMethod,

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeport.data import SampleSet
 from edgeport.errors import EdgeportError
-from edgeport.quantization.calibration import SampleSet
+from edgeport.quantization.calibration import SampleReader
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +62,6 @@ def choose_types(isa: Sequence[str], machine: str) -> CpuTypes:
             "uint8", "int8", True, "AVX2/AVX-512 without VNNI: reduce_range avoids u8×s8 saturation"
         )
     return CpuTypes("uint8", "int8", False, f"{machine}: u8×s8 (no x86 saturation issue)")
-
-
-class SampleReader:
-    """An ONNX Runtime ``CalibrationDataReader`` over a `SampleSet`, one sample per feed."""
-
-    def __init__(self, samples: SampleSet, batch: int = 1) -> None:
-        self._samples = samples
-        self._batch = batch
-        self._iter: Iterator[dict[str, Any]] = samples.feeds(batch)
-
-    def get_next(self) -> dict[str, Any] | None:
-        return next(self._iter, None)
-
-    def rewind(self) -> None:
-        self._iter = self._samples.feeds(self._batch)
-
-    def __len__(self) -> int:
-        return len(self._samples)
 
 
 def quantize_dynamic_onnx(
