@@ -15,7 +15,6 @@ Timing: interleaved blocks in one process, ONNX Runtime spinning off, a pause be
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from functools import partial
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 import edgeport
+from _targets import finish
 from edgeport.benchmarks.latency import ratio, time_interleaved
 from edgeport.benchmarks.parity import Tolerance, compare
 from edgeport.quantization import QuantizeOptions, quantize
@@ -190,21 +190,13 @@ def main() -> int:
         "encoder dynamic cosine ≥ 0.99": enc["cosine_vs_fp32"] >= 0.99,
         "encoder dynamic faster than fp32 at seq 128": enc["speedup"] > 1.0,
     }
-    results["targets"] = targets
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     for name, r in results.items():
-        if name == "targets":
-            continue
         cos = r.get("cosine_vs_eager", r.get("cosine_vs_fp32"))
         print(
             f"{name:20s} {r['mode_chosen']:8s} fp32 {r['fp32_ms']:8.3f} ms  int8 "
             f"{r['int8_ms']:8.3f} ms  speedup {r['speedup']:.2f}×  cosine {cos:.5f}"
         )
-    for label, ok in targets.items():
-        print(f"{'PASS' if ok else 'FAIL'}  {label}")
-    print(f"written: {args.out}")
-    return 0 if all(targets.values()) else 1
+    return finish(results, targets, args.out)
 
 
 if __name__ == "__main__":

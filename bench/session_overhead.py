@@ -11,7 +11,6 @@ Writes bench-results/session_overhead.json; exits 1 if a target is missed.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import onnxruntime as ort
 import torch
 
 import edgeport
+from _targets import finish
 from edgeport.runtime import Session, SessionOptions
 
 
@@ -111,9 +111,6 @@ def main() -> int:
         "resnet18 Session.run within 3% of raw": r18["ratio_median"] <= 1.03,
         "MLP extra cost per call under 20 µs": mlp["extra_per_call_median_s"] < 20e-6,
     }
-    results["targets"] = checks
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(
         f"resnet18 fp32: raw {r18['raw_median_s'] * 1e3:.2f} ms, edgeport "
         f"{r18['edgeport_median_s'] * 1e3:.2f} ms, ratio {r18['ratio_median']:.4f} "
@@ -124,10 +121,7 @@ def main() -> int:
         f"{mlp['edgeport_median_s'] * 1e6:.2f} µs, extra {mlp['extra_per_call_median_s'] * 1e6:.2f}"
         f" µs/call"
     )
-    for label, ok in checks.items():
-        print(f"{'PASS' if ok else 'FAIL'}  {label}")
-    print(f"written: {args.out}")
-    return 0 if all(checks.values()) else 1
+    return finish(results, checks, args.out)
 
 
 if __name__ == "__main__":

@@ -236,6 +236,11 @@ class BundleWriter:
                 except OSError:
                     shutil.copy2(src, dst)
 
+    def save_golden(self, set_dir: str, kind: str, name: str, array: np.ndarray) -> str:
+        """Write a golden array under ``set_dir/kind/``, its file name safe for any tensor name."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return self.save_npy(f"{set_dir}/{kind}/{safe}.npy", array)
+
     def save_npy(self, rel: str, array: np.ndarray) -> str:
         """Write ``array`` to ``rel`` (no pickle) and return ``rel``."""
         path = self.root / rel
@@ -245,7 +250,7 @@ class BundleWriter:
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write the manifest, fsync everything and swap the bundle into place."""
-        manifest = {"schema": SCHEMA, **manifest}
+        manifest = {"schema": SCHEMA, **{k: v for k, v in manifest.items() if k != "schema"}}
         (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         _fsync_tree(self.root)
         if self.final.exists():

@@ -152,7 +152,6 @@ def build(
         manifest["recommended"] = recommend_from_bench(bundle.artifacts, bench)
         bench["recommended"] = manifest["recommended"]
         paths = write_reports(bench, writer.root)
-        manifest.pop("schema", None)
         writer.commit(manifest)
     final = {k: bundle.root / v.name for k, v in paths.items()}
     return BuildResult(load_bundle(bundle.root), bench, final, notes)

@@ -194,20 +194,14 @@ def _write_golden(writer: BundleWriter, sets: Sequence[GoldenSet]) -> dict[str, 
                 "name": gset.name,
                 "sizes": gset.sizes,
                 "inputs": {
-                    k: writer.save_npy(f"{base}/inputs/{_file_name(k)}.npy", v)
-                    for k, v in gset.inputs.items()
+                    k: writer.save_golden(base, "inputs", k, v) for k, v in gset.inputs.items()
                 },
                 "outputs": {
-                    k: writer.save_npy(f"{base}/outputs/{_file_name(k)}.npy", v)
-                    for k, v in gset.outputs.items()
+                    k: writer.save_golden(base, "outputs", k, v) for k, v in gset.outputs.items()
                 },
             }
         )
     return {"reference": "eager PyTorch, eval(), inference_mode", "sets": entries}
-
-
-def _file_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _manifest(ctx: _Context, golden: dict[str, Any]) -> dict[str, Any]:

@@ -420,11 +420,11 @@ def _write(
                 "batch": job.batch,
                 "reference": "onnx-fp32 (verified against eager PyTorch) on evaluation samples",
                 "inputs": {
-                    k: writer.save_npy(f"golden/{SAMPLE_SET}/inputs/{k}.npy", v)
+                    k: writer.save_golden(f"golden/{SAMPLE_SET}", "inputs", k, v)
                     for k, v in sample_inputs.items()
                 },
                 "outputs": {
-                    k: writer.save_npy(f"golden/{SAMPLE_SET}/outputs/{k}.npy", v)
+                    k: writer.save_golden(f"golden/{SAMPLE_SET}", "outputs", k, v)
                     for k, v in sample_ref.items()
                 },
             }
@@ -456,7 +456,7 @@ def _write(
         }
         manifest["artifacts"] = {**manifest["artifacts"], name: entry}
         manifest["recommended"] = recommend(manifest["artifacts"])
-        writer.commit({k: v for k, v in manifest.items() if k != "schema"})
+        writer.commit(manifest)
     return load_bundle(bundle.root)
 
 
@@ -503,7 +503,6 @@ def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any) -> Bundle:
                 "warnings": [],
             },
         }
-        manifest.pop("schema", None)
         writer.commit(manifest)
     staged = load_bundle(bundle.root)
     session = Session(staged.root, "torchscript-int8-dynamic", trust_torchscript=True)
@@ -526,7 +525,6 @@ def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any) -> Bundle:
             warnings=problems,
         )
         manifest["artifacts"] = {**manifest["artifacts"], "torchscript-int8-dynamic": entry}
-        manifest.pop("schema", None)
         writer.commit(manifest)
     return load_bundle(staged.root)
 
