@@ -75,6 +75,10 @@ class SessionOptions:
         execution_mode: ``sequential`` (default) or ``parallel``.
         spinning: Let intra-op threads spin after a run (ONNX Runtime's default, True).
             Turn off when several sessions share the cores (DESIGN.md §6).
+        tf32: With the ONNX Runtime CUDA provider, allow TF32 matrix products and convolutions
+            (faster on Ampere and newer, ~1e-3 relative error). Off by default, so that an fp32
+            artifact runs at fp32 and keeps the parity it was verified with. TorchScript on CUDA
+            runs with torch's own settings.
     """
 
     threads: int | None = None
@@ -82,6 +86,7 @@ class SessionOptions:
     graph_optimization: str = "all"
     execution_mode: str = "sequential"
     spinning: bool = True
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if self.graph_optimization not in GRAPH_OPTIMIZATION:
@@ -193,7 +198,9 @@ class Session:
         self.notes: list[str] = []
         source, fmt, specs, self.artifact = self._locate(model, artifact, trust_torchscript)
         self.artifact_path = Path(source) if isinstance(source, str) else None
-        plan = resolve(provider, allow_fallback=allow_fallback, device_id=device_id)
+        plan = resolve(
+            provider, allow_fallback=allow_fallback, device_id=device_id, tf32=options.tf32
+        )
         if fmt == "torchscript":
             self._impl: _Impl = _TorchScriptImpl(source, plan, specs)
         else:
