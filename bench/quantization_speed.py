@@ -105,7 +105,8 @@ def cnn_case(name: str, tmp: Path, images: np.ndarray, blocks: int) -> dict[str,
     np.savez(tmp / "eval.npz", input=images[64:])
     # Random weights: logits are near ties, so top-1 agreement says little; cosine decides.
     # mobilenet_v2 with random weights does not reach 0.99 even with 16-bit activations
-    # (0.986 measured): int8 weight noise compounds through its 52 random layers. Its artifact
+    # (0.986 measured), nor with the 57 tensors whose float version helps the output at all kept
+    # in float (0.9817): int8 noise compounds through its 52 random layers. Its artifact
     # is accepted at 0.95 here so that its speed can be measured; the 0.99 target is reported.
     floor = 0.99 if name == "resnet18" else 0.95
     options = QuantizeOptions(

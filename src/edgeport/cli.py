@@ -176,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-reverts",
         type=int,
-        default=8,
-        help="rounds of keeping sensitive tensors in float to meet the budget",
+        default=10,
+        help="quantization rounds allowed to find the fewest sensitive nodes to keep in float",
     )
     p.add_argument(
         "--min-cosine",
@@ -551,8 +551,8 @@ def _print_quantized(name: str, entry: dict[str, Any], recommended: dict[str, An
     )
     for kept in entry["kept_in_float"]:
         console.print(
-            f"kept in float: {kept['tensor']} (SQNR {kept['sqnr_db']} dB) → nodes "
-            f"{', '.join(kept['nodes'])}",
+            f"kept in float: {kept['kind']} {kept['tensor']} (alone it restores "
+            f"{kept['cosine_gain']:+.5f} of output cosine) → nodes {', '.join(kept['nodes'])}",
             highlight=False,
         )
     if "revert_latency_cost" in speed:

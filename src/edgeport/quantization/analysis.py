@@ -1,8 +1,8 @@
 """Looking at quantized graphs: structure counts, per-tensor quantization error, accuracy.
 
-`rank_tensors` measures, for every activation that the QDQ graph quantizes, the SQNR between the
-float tensor and its QuantizeLinear→DequantizeLinear round trip on real samples: the tensors that
-lose most are where keeping float pays off first.
+`rank_sensitivity` measures, for every quantized activation and weight, how much of the output's
+error goes away when that tensor alone stays float; the budget loop keeps the top of that list in
+float.
 """
 
 from __future__ import annotations
@@ -76,105 +76,112 @@ def structure(model_path: Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class TensorError:
-    """Quantization error of one activation tensor."""
+class Sensitivity:
+    """How much of the output's error goes away when one quantized tensor stays float."""
 
+    kind: str  # "activation" or "weight"
     tensor: str
-    sqnr_db: float
-    nodes: tuple[str, ...]  # producer and consumers: keeping these float removes the QDQ pair
+    nodes: tuple[str, ...]  # nodes to exclude from quantization to keep this tensor float
+    cosine_gain: float  # output cosine with this tensor in float, minus the all-int8 cosine
 
 
-def rank_tensors(qdq_path: Path, samples: SampleSet, *, limit: int = 16) -> list[TensorError]:
-    """Activations of a QDQ model, worst SQNR (float vs Q→DQ round trip) first."""
+def rank_sensitivity(
+    qdq_path: Path,
+    float_path: Path,
+    samples: SampleSet,
+    reference: dict[str, np.ndarray],
+    *,
+    limit: int = 32,
+) -> list[Sensitivity]:
+    """Quantized tensors of a QDQ model, the one whose float version helps the output most first.
+
+    Each tensor is measured on its own, inside the otherwise int8 model: an activation's
+    QuantizeLinear→DequantizeLinear is bypassed for all its consumers; a node's weights (and
+    bias) are replaced by the float ones from ``float_path``, the model that was quantized. The
+    whole model's output is compared with ``reference`` (fp32 outputs for ``samples``, in
+    order). This ranks by effect on the output rather than by local error: an outlier channel
+    that crushes an activation's range shows, and so does an early layer whose small error every
+    later layer carries along.
+    """
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(qdq_path))
     graph = model.graph
-    inits = {t.name for t in graph.initializer}
+    float_weights = {t.name: t for t in onnx.load(str(float_path)).graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
     consumers: dict[str, list[Any]] = collections.defaultdict(list)
     for node in graph.node:
         for name in node.input:
             consumers[name].append(node)
-    pairs = []
-    ranges: dict[str, tuple[float, float]] = {}
-    for q in (n for n in graph.node if n.op_type == "QuantizeLinear"):
-        source = q.input[0]
-        if source in inits:
-            continue
-        for dq in (c for c in consumers[q.output[0]] if c.op_type == "DequantizeLinear"):
-            pairs.append((source, dq.output[0]))
-            ranges[source] = _representable(q, graph)
-            break
-    if not pairs:
-        return []
-    existing = {o.name for o in graph.output}
-    for name in {n for pair in pairs for n in pair} - existing:
-        graph.output.append(onnx.ValueInfoProto(name=name))
+    inits = {t.name for t in graph.initializer}
+    count = min(limit, len(samples))
+    subset = SampleSet(samples.source, {k: v[:count] for k, v in samples.arrays.items()})
+    ref = {k: v[:count] for k, v in reference.items()}
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    names = [o.name for o in session.get_outputs()]
-    collected: dict[str, list[np.ndarray]] = collections.defaultdict(list)
-    for i, feeds in enumerate(samples.feeds(1)):
-        if i >= limit:
-            break
-        for name, value in zip(names, session.run(names, feeds), strict=True):
-            collected[name].append(np.asarray(value, dtype=np.float64))
-    errors = []
-    for source, dq_out in pairs:
-        # Against the float tensor clipped to the representable range: a Relu/Clip that the
-        # quantizer folded into the range is intended, not error.
-        low, high = ranges[source]
-        reference = np.clip(np.concatenate(collected[source]), low, high)
-        sqnr = channel_sqnr_db(np.concatenate(collected[dq_out]), reference)
+
+    def cosine() -> float:
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        names = [o.name for o in session.get_outputs()]
+        got = run_all(
+            lambda feeds: dict(zip(names, session.run(names, feeds), strict=True)), subset, 1
+        )
+        return min(compare(k, got[k], v)["cosine"] for k, v in ref.items())
+
+    def measure(edits: list[tuple[Any, int, str]], weights: list[str]) -> float:
+        """Output cosine with ``node.input[i] = name`` edits and float weights added."""
+        saved = [(node, i, node.input[i]) for node, i, _ in edits]
+        for name in weights:
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(float_weights[name])
+            tensor.name = f"{name}.edgeport_float"  # a DequantizeLinear output may hold the name
+            graph.initializer.append(tensor)
+        for node, i, name in edits:
+            node.input[i] = name
+        try:
+            return cosine()
+        finally:
+            for node, i, name in saved:
+                node.input[i] = name
+            for _ in weights:
+                del graph.initializer[-1]
+
+    base = cosine()
+    ranked = []
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]:
+        source = q.input[0]
+        edits = [
+            (c, i, source)
+            for dq in consumers[q.output[0]]
+            if dq.op_type == "DequantizeLinear"
+            for c in consumers[dq.output[0]]
+            for i, name in enumerate(c.input)
+            if name == dq.output[0]
+        ]
+        if not edits:
+            continue
         nodes = [producers[source].name] if source in producers else []
-        nodes += [c.name for c in _float_consumers(dq_out, consumers)]
-        errors.append(TensorError(source, sqnr, tuple(dict.fromkeys(nodes))))
-    return sorted(errors, key=lambda e: e.sqnr_db)
-
-
-def channel_sqnr_db(candidate: np.ndarray, reference: np.ndarray) -> float:
-    """Mean over channels (axis 1) of each channel's SQNR in dB, capped at 100 dB.
-
-    Whole-tensor SQNR hides a quantization range that one large channel dominates (the others
-    round to zero but carry little energy); per channel, the lost channels show.
-    """
-    if reference.ndim < 2:
-        candidate, reference = candidate.reshape(-1, 1), reference.reshape(-1, 1)
-    ref = np.moveaxis(reference, 1, 0).reshape(reference.shape[1], -1)
-    cand = np.moveaxis(candidate, 1, 0).reshape(candidate.shape[1], -1)
-    signal = (ref**2).sum(axis=1)
-    noise = ((cand - ref) ** 2).sum(axis=1)
-    live = signal > 1e-12 * max(float(signal.max()), 1e-30)
-    ratios = signal[live] / np.maximum(noise[live], signal[live] * 1e-10)
-    return float(np.mean(np.minimum(10 * np.log10(ratios), 100.0))) if live.any() else 100.0
-
-
-def _representable(q: Any, graph: Any) -> tuple[float, float]:
-    """Float range a QuantizeLinear can represent (per-tensor scale and zero point)."""
-    from onnx import numpy_helper
-
-    inits = {t.name: t for t in graph.initializer}
-    if len(q.input) < 3 or q.input[1] not in inits or q.input[2] not in inits:
-        return -np.inf, np.inf
-    scale = numpy_helper.to_array(inits[q.input[1]]).astype(np.float64)
-    zero = numpy_helper.to_array(inits[q.input[2]])
-    info = np.iinfo(zero.dtype)
-    if scale.size != 1:
-        return -np.inf, np.inf
-    z = float(zero.reshape(-1)[0])
-    return float((info.min - z) * scale.reshape(-1)[0]), float(
-        (info.max - z) * scale.reshape(-1)[0]
-    )
-
-
-def _float_consumers(name: str, consumers: dict[str, list[Any]]) -> list[Any]:
-    return [c for c in consumers[name] if c.op_type not in QDQ_OPS]
+        nodes += [c.name for c, _, _ in edits if c.op_type not in QDQ_OPS]
+        gain = measure(edits, []) - base
+        ranked.append(Sensitivity("activation", source, tuple(dict.fromkeys(nodes)), gain))
+    for node in [n for n in graph.node if n.op_type not in QDQ_OPS]:
+        weights = []
+        for i, name in enumerate(node.input):
+            dq = producers.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+                continue
+            original = dq.input[0].removesuffix("_quantized")
+            if original in float_weights:
+                weights.append((i, original))
+        if weights:
+            edits = [(node, i, f"{w}.edgeport_float") for i, w in weights]
+            gain = measure(edits, [w for _, w in weights]) - base
+            tensor = next((w for i, w in weights if i == 1), weights[0][1])
+            ranked.append(Sensitivity("weight", tensor, (node.name,), gain))
+    return sorted(ranked, key=lambda s: -s.cosine_gain)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from edgeport.quantization.analysis import (
     Evaluation,
     evaluate,
     op_macs,
-    rank_tensors,
+    rank_sensitivity,
     run_all,
     structure,
 )
@@ -69,7 +69,8 @@ class QuantizeOptions:
         preprocess: ``auto`` (measure with and without, keep the better), ``on``, ``off``.
         max_samples: Cap on calibration samples read.
         max_eval_samples: Cap on evaluation samples read.
-        max_reverts: Bound on accuracy-recovery rounds (each keeps one more tensor in float).
+        max_reverts: Bound on re-quantization rounds spent finding the fewest nodes to keep
+            in float.
         torchscript: Also add a TorchScript int8 artifact (torch dynamic quantization of
             Linear/LSTM; needs the eager model, rebuilt from the manifest's source).
         tolerance: Override of the int8 tolerance profile (cosine ≥ 0.99, top-1 agreement ≥
@@ -90,7 +91,7 @@ class QuantizeOptions:
     preprocess: str = "auto"
     max_samples: int = DEFAULT_MAX_SAMPLES
     max_eval_samples: int = 2048
-    max_reverts: int = 8
+    max_reverts: int = 10
     torchscript: bool = False
     tolerance: Tolerance = PROFILES[Precision.INT8]
 
@@ -323,39 +324,70 @@ def _passes(evaluation: Evaluation, options: QuantizeOptions) -> list[str]:
 
 
 def _meet_budget(job: _Job, best: _Candidate) -> tuple[_Candidate, list[dict[str, Any]]]:
-    """Keep the most sensitive tensors in float until the budget is met or the bound is hit."""
-    reverted: list[dict[str, Any]] = []
+    """Keep the tensors whose float version helps the output most in float, as few as meet the
+    budget: 1, 2, 4, ... of them until it is met, then a bisection down to the fewest that
+    pass, within ``max_reverts`` quantization rounds."""
     options = job.options
     problems = _passes(best.evaluation, options)
-    excluded: tuple[str, ...] = ()
-    rounds = 0
-    while problems and rounds < options.max_reverts:
-        samples = job.calib or job.evals
-        ranked = [t for t in rank_tensors(best.path, samples) if set(t.nodes) - set(excluded)]
-        if not ranked:
-            break
-        worst = ranked[0]
-        excluded = tuple(dict.fromkeys((*excluded, *worst.nodes)))
-        reverted.append(
-            {"tensor": worst.tensor, "sqnr_db": round(worst.sqnr_db, 2), "nodes": list(worst.nodes)}
-        )
-        log.info("keeping %s in float (SQNR %.1f dB): %s", worst.tensor, worst.sqnr_db, problems)
-        best = _quantize_measured(job, excluded)
-        problems = _passes(best.evaluation, options)
+    if not problems:
+        return best, []
+    preprocessed = best.recipe["preprocess"]["input"] == "preprocessed"
+    source = job.pre[0] if preprocessed and job.pre is not None else job.fp32
+    ranked = [
+        t
+        for t in rank_sensitivity(best.path, source, job.evals, job.reference)
+        if t.cosine_gain > 0 and all(t.nodes)
+    ]
+    log.info("most sensitive: %s", [(t.tensor, round(t.cosine_gain, 4)) for t in ranked[:8]])
+    tried: dict[int, tuple[_Candidate, list[str]]] = {}
+
+    def attempt(count: int) -> list[str]:
+        nodes = tuple(dict.fromkeys(n for t in ranked[:count] for n in t.nodes))
+        candidate = _quantize_measured(job, nodes)
+        tried[count] = (candidate, _passes(candidate.evaluation, options))
+        log.info("%d tensors kept in float: %s", count, tried[count][1] or "budget met")
+        return tried[count][1]
+
+    low, high, rounds = 0, None, 0  # low fails; high (when found) passes
+    count = 1
+    while rounds < options.max_reverts and high is None and ranked:
         rounds += 1
-    if problems:
+        if not attempt(count):
+            high = count
+        elif count == len(ranked):
+            break
+        else:
+            low, count = count, min(count * 2, len(ranked))
+    while high is not None and high - low > 1 and rounds < options.max_reverts:
+        rounds += 1
+        middle = (low + high) // 2
+        if attempt(middle):
+            low = middle
+        else:
+            high = middle
+    if high is None:
+        last = tried[max(tried)][0] if tried else best
         raise CheckFailed(
-            f"int8 ({job.mode}) misses the accuracy budget on {best.evaluation.samples} evaluation "
-            f"samples: {'; '.join(problems)}"
+            f"int8 ({job.mode}) misses the accuracy budget on {last.evaluation.samples} evaluation "
+            f"samples: {'; '.join(_passes(last.evaluation, options) or problems)}"
             + (
-                f", even with {len(excluded)} nodes kept in float ({rounds} rounds)"
-                if rounds
-                else ""
+                f", even with {max(tried)} tensors kept in float ({rounds} rounds)"
+                if tried
+                else " (no quantized tensor improves the output when kept in float)"
             ),
             fix="give more representative --calib data, try --method percentile or entropy, "
             "raise --max-reverts, or ship the fp32 artifact",
         )
-    return best, reverted
+    reverted = [
+        {
+            "tensor": t.tensor,
+            "kind": t.kind,
+            "nodes": list(t.nodes),
+            "cosine_gain": round(t.cosine_gain, 5),
+        }
+        for t in ranked[:high]
+    ]
+    return tried[high][0], reverted
 
 
 def _speed(fp32: Path, int8: Path, evals: SampleSet, all_quantized: Path | None) -> dict[str, Any]:
