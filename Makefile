@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.edgeport-installed
 # torch/torchvision versions that install from the machine's wheel cache (DESIGN.md §8).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint typecheck pytest browser clean
+.PHONY: install demo test bench lint typecheck pytest browser cpp-deps cpp cpp-asan fuzz fuzz-long clean
 
 install: $(STAMP)
 
@@ -21,16 +21,16 @@ demo: $(STAMP)
 	$(VENV)/bin/edgeport demo --out demo-bundle
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench cpp/tests
+	$(VENV)/bin/ruff format --check src tests bench cpp/tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q
+	EDGEPORT_CPP_BUILD=$(CURDIR)/build/cpp $(PY) -m pytest -q
 
-test: lint typecheck browser pytest
+test: lint typecheck browser cpp cpp-asan fuzz pytest
 
 # Headless Chromium for the report.html test (Debian's package; needs root, as in CI).
 browser:
@@ -38,8 +38,41 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	    >/dev/null 2>&1 || echo "chromium not installed: the report.html browser test will skip"; }
 
+# libedgeport (C/C++): compilers, GoogleTest and nlohmann-json from Debian (needs root, as in
+# CI), ONNX Runtime's headers via scripts/fetch_onnxruntime.sh, its library from the wheel.
+CPP_PACKAGES := cmake ninja-build g++ nlohmann-json3-dev libgtest-dev clang-14 libclang-rt-14-dev
+ORT_ROOT := build/onnxruntime
+
+cpp-deps: $(STAMP)
+	@dpkg -s $(CPP_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CPP_PACKAGES) >/dev/null; }
+	PYTHON=$(PY) scripts/fetch_onnxruntime.sh $(ORT_ROOT) >/dev/null
+
+cpp: cpp-deps
+	cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DONNXRUNTIME_ROOT=$(CURDIR)/$(ORT_ROOT) >/dev/null
+	cmake --build build/cpp
+	ctest --test-dir build/cpp --output-on-failure
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+cpp-asan: cpp-deps
+	cmake -S . -B build/cpp-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEDGEPORT_SANITIZE=ON -DONNXRUNTIME_ROOT=$(CURDIR)/$(ORT_ROOT) >/dev/null
+	cmake --build build/cpp-asan
+	ctest --test-dir build/cpp-asan --output-on-failure
+
+# libFuzzer over the .npy, manifest and ONNX readers: briefly here, 60 s with fuzz-long.
+FUZZ_SECONDS ?= 20
+fuzz: cpp
+	cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DEDGEPORT_FUZZ=ON -DONNXRUNTIME_ROOT=$(CURDIR)/$(ORT_ROOT) >/dev/null
+	cmake --build build/fuzz
+	mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_readers -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus \
+	  build/cpp/fixtures/seeds > build/fuzz/fuzz.log 2>&1; status=$$?; tail -6 build/fuzz/fuzz.log; exit $$status
+
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=60
+
 # Performance targets are checked here, never in timed unit tests.
-BENCHES := session_overhead quantization_speed build_vs_hand stability
+BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead
 
 # Every benchmark runs; the target fails if any missed its target (each prints PASS/FAIL lines).
 bench: $(STAMP)

@@ -17,6 +17,7 @@ import ctypes.util
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -34,6 +35,26 @@ log = logging.getLogger(__name__)
 SCHEMA = "edgeport.bundle/1"
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings "Infinity", "-Infinity", "NaN".
+
+    Python's json writes bare ``Infinity``/``NaN``, which is not JSON: C++ (nlohmann-json), jq
+    and browsers refuse the file. Metrics such as the SQNR of an exact match are infinite.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def dumps_strict(value: Any) -> str:
+    """JSON text that every JSON parser accepts (see `strict_json`)."""
+    return json.dumps(strict_json(value), indent=2, allow_nan=False)
 
 
 def sha256_file(path: Path) -> str:
@@ -251,7 +272,7 @@ class BundleWriter:
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write the manifest, fsync everything and swap the bundle into place."""
         manifest = {"schema": SCHEMA, **{k: v for k, v in manifest.items() if k != "schema"}}
-        (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        (self.root / MANIFEST).write_text(dumps_strict(manifest) + "\n")
         _fsync_tree(self.root)
         if self.final.exists():
             _exchange(self.root, self.final)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
+
+from edgeport.bundle import dumps_strict
 
 COLUMNS = (
     "variant",
@@ -39,7 +40,7 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     """Write report.json, report.md and report.html into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
-    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
+    paths["json"].write_text(dumps_strict(report) + "\n")
     paths["md"].write_text(markdown(report))
     paths["html"].write_text(html_report(report))
     return paths

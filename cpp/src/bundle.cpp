@@ -1,0 +1,193 @@
+// The bundle contract (DESIGN.md §3) from C++: manifest.json, sha256 checks, the path rule.
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "internal.hpp"
+
+namespace edgeport {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad_manifest(const std::string& why) {
+    throw Error(EP_ERR_CORRUPT, "manifest.json is not a valid edgeport manifest: " + why);
+}
+
+const json& field(const json& object, const char* key, const std::string& where) {
+    if (!object.is_object()) bad_manifest(where + " is not an object");
+    auto it = object.find(key);
+    if (it == object.end()) bad_manifest(where + " has no '" + key + "'");
+    return *it;
+}
+
+std::string string_field(const json& object, const char* key, const std::string& where) {
+    const json& value = field(object, key, where);
+    if (!value.is_string()) bad_manifest(where + "." + key + " is not a string");
+    return value.get<std::string>();
+}
+
+std::optional<double> number_or_none(const json& object, const char* key, const std::string& where) {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number()) bad_manifest(where + "." + key + " is not a number");
+    return it->get<double>();
+}
+
+std::map<std::string, std::string> string_map(const json& value, const std::string& where) {
+    if (!value.is_object()) bad_manifest(where + " is not an object");
+    std::map<std::string, std::string> out;
+    for (auto it = value.begin(); it != value.end(); ++it) {
+        if (!it.value().is_string()) bad_manifest(where + "." + it.key() + " is not a string");
+        out[it.key()] = it.value().get<std::string>();
+    }
+    return out;
+}
+
+}  // namespace
+
+Manifest parse_manifest(std::string_view text) {
+    json doc;
+    try {
+        doc = json::parse(text.begin(), text.end());
+    } catch (const json::parse_error& e) {
+        // e.byte: where parsing stopped (bare Infinity/NaN, as older Python writers produced,
+        // are not JSON either).
+        bad_manifest("the file is not JSON (parse error at byte " + std::to_string(e.byte) + ")");
+    }
+    Manifest m;
+    m.schema = string_field(doc, "schema", "the manifest");
+    if (m.schema != kSchema)
+        throw Error(EP_ERR_UNSUPPORTED, "manifest.json has schema '" + m.schema +
+                                            "'; this libedgeport reads '" + kSchema + "'");
+    const json& artifacts = field(doc, "artifacts", "the manifest");
+    if (!artifacts.is_object()) bad_manifest("artifacts is not an object");
+    for (auto it = artifacts.begin(); it != artifacts.end(); ++it) {
+        std::string where = "artifacts." + it.key();
+        const json& entry = it.value();
+        Artifact a;
+        a.name = it.key();
+        a.path = string_field(entry, "path", where);
+        a.sha256 = string_field(entry, "sha256", where);
+        a.format = string_field(entry, "format", where);
+        a.precision = entry.contains("precision") && entry["precision"].is_string()
+                          ? entry["precision"].get<std::string>()
+                          : "";
+        if (auto size = number_or_none(entry, "size_bytes", where))
+            a.size_bytes = static_cast<int64_t>(*size);
+        if (entry.contains("tolerance")) {
+            const json& t = entry["tolerance"];
+            if (!t.is_object()) bad_manifest(where + ".tolerance is not an object");
+            a.tolerance.rtol = number_or_none(t, "rtol", where + ".tolerance");
+            a.tolerance.atol = number_or_none(t, "atol", where + ".tolerance").value_or(0.0);
+            a.tolerance.min_cosine = number_or_none(t, "min_cosine", where + ".tolerance");
+            a.tolerance.min_top1 = number_or_none(t, "min_top1", where + ".tolerance");
+        }
+        if (entry.contains("golden_sets")) {
+            const json& sets = entry["golden_sets"];
+            if (!sets.is_array()) bad_manifest(where + ".golden_sets is not a list");
+            for (const json& s : sets) {
+                if (!s.is_string()) bad_manifest(where + ".golden_sets has a non-string entry");
+                a.golden_sets.push_back(s.get<std::string>());
+            }
+        }
+        if (entry.contains("external_data")) {
+            const json& records = entry["external_data"];
+            if (!records.is_array()) bad_manifest(where + ".external_data is not a list");
+            for (const json& r : records)
+                a.external_data.push_back({string_field(r, "path", where + ".external_data[]"),
+                                           string_field(r, "sha256", where + ".external_data[]")});
+        }
+        m.artifact_order.push_back(a.name);
+        m.artifacts.emplace(a.name, std::move(a));
+    }
+    if (doc.contains("golden")) {
+        const json& sets = field(doc["golden"], "sets", "golden");
+        if (!sets.is_array()) bad_manifest("golden.sets is not a list");
+        for (const json& s : sets) {
+            GoldenSet g;
+            g.name = string_field(s, "name", "golden.sets[]");
+            g.inputs = string_map(field(s, "inputs", "golden set " + g.name), "golden set " + g.name);
+            g.outputs = string_map(field(s, "outputs", "golden set " + g.name), "golden set " + g.name);
+            if (auto batch = number_or_none(s, "batch", "golden set " + g.name)) {
+                if (*batch < 1) bad_manifest("golden set " + g.name + " has batch < 1");
+                g.batch = static_cast<int64_t>(*batch);
+            }
+            m.golden_sets.push_back(std::move(g));
+        }
+    }
+    if (doc.contains("recommended") && doc["recommended"].is_object() &&
+        doc["recommended"].contains("artifact") && doc["recommended"]["artifact"].is_string())
+        m.recommended = doc["recommended"]["artifact"].get<std::string>();
+    return m;
+}
+
+fs::path inside(const fs::path& root, const std::string& relative, const std::string& what) {
+    fs::path rel(relative);
+    bool dotdot = false;
+    for (const auto& part : rel) dotdot = dotdot || part == "..";
+    if (relative.empty() || rel.is_absolute() || dotdot)
+        throw Error(EP_ERR_INTEGRITY, what + " points at '" + relative +
+                                          "', outside the bundle: paths in a bundle must be "
+                                          "relative and stay inside it");
+    std::error_code ec;
+    fs::path base = fs::weakly_canonical(root, ec);
+    fs::path full = fs::weakly_canonical(root / rel, ec);
+    auto mismatch = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
+    if (ec || mismatch.first != base.end())
+        throw Error(EP_ERR_INTEGRITY, what + " '" + relative +
+                                          "' resolves (through a symlink) outside the bundle, to '" +
+                                          full.string() + "'");
+    return root / rel;
+}
+
+Bundle Bundle::load(const fs::path& dir) {
+    std::error_code ec;
+    if (!fs::exists(dir, ec))
+        throw Error(EP_ERR_NOT_FOUND, "'" + dir.string() + "' does not exist");
+    fs::path manifest = dir / "manifest.json";
+    std::ifstream in(manifest, std::ios::binary);
+    if (!in)
+        throw Error(EP_ERR_NOT_FOUND, "'" + dir.string() +
+                                          "' is not an edgeport bundle: it has no manifest.json "
+                                          "(make one with `edgeport export`)");
+    std::stringstream text;
+    text << in.rdbuf();
+    Bundle bundle{dir, parse_manifest(text.str())};
+    return bundle;
+}
+
+const Artifact& Bundle::artifact(const std::string& name) const {
+    auto it = manifest.artifacts.find(name);
+    if (it != manifest.artifacts.end()) return it->second;
+    std::string names;
+    for (const auto& n : manifest.artifact_order) names += (names.empty() ? "" : ", ") + n;
+    throw Error(EP_ERR_NOT_FOUND, "the bundle has no artifact '" + name + "'. Available: " + names);
+}
+
+std::string Bundle::default_onnx() const {
+    auto it = manifest.artifacts.find(manifest.recommended);
+    if (it != manifest.artifacts.end() && it->second.format == "onnx") return it->first;
+    return "onnx-fp32";
+}
+
+void Bundle::check_artifact(const Artifact& a, bool hashes) const {
+    fs::path path = inside(root, a.path, "artifact '" + a.name + "'");
+    std::vector<std::pair<fs::path, const FileRecord*>> files;
+    FileRecord self{a.path, a.sha256};
+    files.emplace_back(path, &self);
+    for (const auto& record : a.external_data)
+        files.emplace_back(inside(root, record.path, "external data of '" + a.name + "'"), &record);
+    if (!hashes) return;
+    for (const auto& [file, record] : files) {
+        std::string actual = sha256_file(file);
+        if (actual != record->sha256)
+            throw Error(EP_ERR_INTEGRITY, "sha256 of '" + record->path + "' is " + actual +
+                                              ", manifest says " + record->sha256 +
+                                              ": the file changed after the bundle was written; "
+                                              "re-export it, and do not run it as is");
+    }
+}
+
+}  // namespace edgeport

@@ -1,0 +1,170 @@
+// Parity checks and latency statistics, defined as in the Python side (edgeport.benchmarks).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "internal.hpp"
+
+namespace edgeport {
+namespace {
+
+template <typename T>
+void widen(const Array& a, std::vector<double>& out) {
+    const size_t n = a.elements();
+    out.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        T value;
+        std::memcpy(&value, a.data.data() + i * sizeof(T), sizeof(T));
+        out[i] = static_cast<double>(value);
+    }
+}
+
+double half_to_double(uint16_t h) {
+    int sign = (h >> 15) ? -1 : 1, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+    if (exponent == 0) return sign * std::ldexp(mantissa, -24);
+    if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
+    return sign * std::ldexp(mantissa + 1024, exponent - 25);
+}
+
+std::string shape_text(const Array& a) {
+    std::string s = std::string(ep_dtype_name(a.dtype)) + "[";
+    for (size_t i = 0; i < a.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(a.shape[i]);
+    return s + "]";
+}
+
+std::string fmt(double value, int precision = 5) {
+    std::ostringstream out;
+    out.precision(precision);
+    out << value;
+    return out.str();
+}
+
+}  // namespace
+
+std::vector<double> as_doubles(const Array& a) {
+    std::vector<double> out;
+    switch (a.dtype) {
+        case EP_DTYPE_FLOAT32: widen<float>(a, out); break;
+        case EP_DTYPE_FLOAT64: widen<double>(a, out); break;
+        case EP_DTYPE_INT64: widen<int64_t>(a, out); break;
+        case EP_DTYPE_INT32: widen<int32_t>(a, out); break;
+        case EP_DTYPE_INT16: widen<int16_t>(a, out); break;
+        case EP_DTYPE_INT8: widen<int8_t>(a, out); break;
+        case EP_DTYPE_UINT8:
+        case EP_DTYPE_BOOL: widen<uint8_t>(a, out); break;
+        case EP_DTYPE_UINT16: widen<uint16_t>(a, out); break;
+        case EP_DTYPE_UINT32: widen<uint32_t>(a, out); break;
+        case EP_DTYPE_UINT64: widen<uint64_t>(a, out); break;
+        case EP_DTYPE_FLOAT16: {
+            std::vector<double> bits;
+            widen<uint16_t>(a, bits);
+            out.resize(bits.size());
+            for (size_t i = 0; i < bits.size(); ++i)
+                out[i] = half_to_double(static_cast<uint16_t>(bits[i]));
+            break;
+        }
+        default:
+            throw Error(EP_ERR_UNSUPPORTED, std::string("cannot compare dtype ") + ep_dtype_name(a.dtype));
+    }
+    return out;
+}
+
+OutputCheck check_output(const std::string& name, const Array& got, const Array& reference,
+                         const Tolerance& tolerance) {
+    OutputCheck check;
+    check.output = name;
+    if (got.dtype != reference.dtype || got.shape != reference.shape) {
+        check.failures.push_back("output '" + name + "': got " + shape_text(got) +
+                                 ", reference is " + shape_text(reference));
+        return check;
+    }
+    std::vector<double> a = as_doubles(got), r = as_doubles(reference);
+    double dot = 0, na = 0, nr = 0;
+    size_t out_of_tolerance = 0, worst = 0;
+    double worst_excess = -INFINITY;
+    for (size_t i = 0; i < a.size(); ++i) {
+        double diff = std::fabs(a[i] - r[i]);
+        if (!(diff <= check.max_abs_err)) check.max_abs_err = diff;  // NaN propagates
+        dot += a[i] * r[i];
+        na += a[i] * a[i];
+        nr += r[i] * r[i];
+        if (tolerance.rtol) {
+            double excess = diff - (tolerance.atol + *tolerance.rtol * std::fabs(r[i]));
+            if (!(excess <= 0)) ++out_of_tolerance;
+            if (!(excess <= worst_excess)) worst_excess = excess, worst = i;
+        }
+    }
+    na = std::sqrt(na);
+    nr = std::sqrt(nr);
+    check.cosine = (na < 1e-12 && nr < 1e-12) ? 1.0 : dot / std::max(na * nr, 1e-12);
+    if (got.shape.size() == 2 && got.shape[1] >= 2 && got.shape[0] >= 1) {
+        size_t rows = static_cast<size_t>(got.shape[0]), cols = static_cast<size_t>(got.shape[1]);
+        size_t agree = 0;
+        for (size_t row = 0; row < rows; ++row) {
+            auto ra = a.begin() + long(row * cols), rr = r.begin() + long(row * cols);
+            agree += std::max_element(ra, ra + long(cols)) - ra == std::max_element(rr, rr + long(cols)) - rr;
+        }
+        check.top1 = double(agree) / double(rows);
+    }
+    if (tolerance.rtol && out_of_tolerance > 0)
+        check.failures.push_back(
+            "output '" + name + "': max_abs_err " + fmt(check.max_abs_err, 3) +
+            " exceeds tolerance atol " + fmt(tolerance.atol) + " + rtol " + fmt(*tolerance.rtol) +
+            "·|ref| (worst at flat index " + std::to_string(worst) + ": got " + fmt(a[worst], 6) +
+            ", reference " + fmt(r[worst], 6) + "; " + std::to_string(out_of_tolerance) + " of " +
+            std::to_string(a.size()) + " elements out of tolerance)");
+    if (tolerance.min_cosine && !(check.cosine >= *tolerance.min_cosine))
+        check.failures.push_back("output '" + name + "': cosine " + fmt(check.cosine) +
+                                 " is below tolerance " + fmt(*tolerance.min_cosine));
+    if (tolerance.min_top1 && check.top1 && !(*check.top1 >= *tolerance.min_top1))
+        check.failures.push_back("output '" + name + "': top1_agreement " + fmt(*check.top1, 3) +
+                                 " is below tolerance " + fmt(*tolerance.min_top1));
+    return check;
+}
+
+double percentile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    double pos = q / 100.0 * double(v.size() - 1);
+    size_t lo = static_cast<size_t>(std::floor(pos));
+    size_t hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+}
+
+CallStats call_stats(const std::vector<std::vector<double>>& blocks, int64_t batch, uint64_t seed) {
+    std::vector<double> all;
+    for (const auto& b : blocks) all.insert(all.end(), b.begin(), b.end());
+    CallStats s{};
+    s.calls = all.size();
+    if (all.empty()) return s;
+    s.mean = std::accumulate(all.begin(), all.end(), 0.0) / double(all.size());
+    double var = 0;
+    for (double x : all) var += (x - s.mean) * (x - s.mean);
+    s.std = std::sqrt(var / double(all.size()));
+    s.p50 = percentile(all, 50);
+    s.p90 = percentile(all, 90);
+    s.p99 = percentile(all, 99);
+    s.min = *std::min_element(all.begin(), all.end());
+    s.max = *std::max_element(all.begin(), all.end());
+    s.cv = s.mean > 0 ? s.std / s.mean : 0;
+    s.throughput = s.mean > 0 ? double(batch) / (s.mean / 1e3) : 0;
+    std::mt19937_64 rng(seed);
+    std::vector<double> boots;
+    std::uniform_int_distribution<size_t> pick(0, blocks.size() - 1);
+    for (int draw = 0; draw < 1000; ++draw) {
+        std::vector<double> sample;
+        for (size_t i = 0; i < blocks.size(); ++i) {
+            const auto& b = blocks[pick(rng)];
+            sample.insert(sample.end(), b.begin(), b.end());
+        }
+        boots.push_back(percentile(std::move(sample), 50));
+    }
+    s.ci95_low = percentile(boots, 2.5);
+    s.ci95_high = percentile(boots, 97.5);
+    return s;
+}
+
+}  // namespace edgeport

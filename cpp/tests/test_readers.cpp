@@ -1,0 +1,175 @@
+// The readers that need no ONNX Runtime: sha256, .npy, manifest, ONNX external-data scan.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "internal.hpp"
+
+using namespace edgeport;
+
+namespace {
+
+std::string message_of(const std::function<void()>& body, ep_status* status = nullptr) {
+    try {
+        body();
+    } catch (const Error& e) {
+        if (status) *status = e.status();
+        return e.what();
+    }
+    return "<no error>";
+}
+
+std::vector<unsigned char> bytes(const std::string& text) { return {text.begin(), text.end()}; }
+
+std::vector<unsigned char> npy(const std::string& header, size_t data_bytes) {
+    std::string h = header;
+    while ((10 + h.size() + 1) % 64) h += ' ';
+    h += '\n';
+    std::vector<unsigned char> out = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                      static_cast<unsigned char>(h.size()), 0};
+    out.insert(out.end(), h.begin(), h.end());
+    out.resize(out.size() + data_bytes, 0);
+    return out;
+}
+
+}  // namespace
+
+TEST(Sha256, KnownVectors) {
+    EXPECT_EQ(sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    std::string million(1000000, 'a');
+    EXPECT_EQ(sha256_hex(million.data(), million.size()),
+              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Npy, RoundTripAndShapes) {
+    Array a{EP_DTYPE_INT64, {2, 3}, {}};
+    a.data.resize(48);
+    for (size_t i = 0; i < 6; ++i) reinterpret_cast<int64_t*>(a.data.data())[i] = int64_t(i) - 2;
+    fs::path path = fs::temp_directory_path() / "edgeport_roundtrip.npy";
+    write_npy(path, a);
+    Array b = read_npy(path);
+    EXPECT_EQ(b.dtype, EP_DTYPE_INT64);
+    EXPECT_EQ(b.shape, (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(b.data, a.data);
+    Array scalar = parse_npy(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4).data(),
+                             npy("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4).size(), "s");
+    EXPECT_TRUE(scalar.shape.empty());
+    auto one = npy("{'descr': '|b1', 'fortran_order': False, 'shape': (5,), }", 5);
+    EXPECT_EQ(parse_npy(one.data(), one.size(), "b").shape, std::vector<int64_t>{5});
+}
+
+TEST(Npy, MalformedFilesAreRefusedWithTheReason) {
+    auto check = [](const std::vector<unsigned char>& data, const std::string& expected) {
+        ep_status status = EP_OK;
+        std::string message = message_of([&] { parse_npy(data.data(), data.size(), "'x.npy'"); }, &status);
+        EXPECT_EQ(status, EP_ERR_CORRUPT) << message;
+        EXPECT_NE(message.find(expected), std::string::npos) << message;
+    };
+    check(bytes("not an npy file at all"), "'x.npy' is not a valid .npy file: it does not start with the .npy magic bytes");
+    check(npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8), "dtype '>f4' is not supported");
+    check(npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 8), "Fortran-order");
+    check(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 8),
+          "the header promises 24 bytes of data, the file has 8");
+    check(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }", 8),
+          "overflows");
+    check(npy("{'descr': '<f4', 'fortran_order': False, }", 0), "the header has no 'shape'");
+    auto truncated = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8);
+    truncated[8] = 0xff;  // header length past the end
+    check(truncated, "the header runs past the end of the file");
+    EXPECT_EQ(message_of([] { read_npy("/nonexistent/x.npy"); }),
+              "cannot read '/nonexistent/x.npy': no such file");
+}
+
+TEST(Manifest, ParsesTheFixtureAndNamesWhatIsWrong) {
+    std::ifstream in(std::string(EDGEPORT_FIXTURES) + "/tiny/manifest.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Manifest m = parse_manifest(text);
+    EXPECT_EQ(m.recommended, "onnx-fp32");
+    ASSERT_EQ(m.artifacts.count("onnx-fp32"), 1u);
+    EXPECT_EQ(*m.artifacts["onnx-fp32"].tolerance.rtol, 1e-3);
+    EXPECT_EQ(m.golden_sets.size(), 2u);
+    EXPECT_EQ(m.golden_sets[1].batch, 1);
+
+    ep_status status = EP_OK;
+    EXPECT_EQ(message_of([] { parse_manifest("{\"schema\": \"edgeport.bundle/1\", \"artif"); }, &status),
+              "manifest.json is not a valid edgeport manifest: the file is not JSON (parse error at byte 39)");
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+    EXPECT_EQ(message_of([] { parse_manifest(R"({"schema": "edgeport.bundle/1"})"); }),
+              "manifest.json is not a valid edgeport manifest: the manifest has no 'artifacts'");
+    EXPECT_EQ(message_of([] {
+                  parse_manifest(R"({"schema": "edgeport.bundle/1", "artifacts": {"a": {"path": 3}}})");
+              }),
+              "manifest.json is not a valid edgeport manifest: artifacts.a.path is not a string");
+    EXPECT_EQ(message_of([] { parse_manifest(R"({"schema": "other/2", "artifacts": {}})"); }, &status),
+              "manifest.json has schema 'other/2'; this libedgeport reads 'edgeport.bundle/1'");
+    EXPECT_EQ(status, EP_ERR_UNSUPPORTED);
+}
+
+TEST(Paths, StayInsideTheBundle) {
+    fs::path root = fs::path(EDGEPORT_FIXTURES) / "tiny";
+    EXPECT_EQ(inside(root, "model.onnx", "artifact"), root / "model.onnx");
+    ep_status status = EP_OK;
+    EXPECT_EQ(message_of([&] { inside(root, "../escape/outside.bin", "external data"); }, &status),
+              "external data points at '../escape/outside.bin', outside the bundle: paths in a "
+              "bundle must be relative and stay inside it");
+    EXPECT_EQ(status, EP_ERR_INTEGRITY);
+    EXPECT_NE(message_of([&] { inside(root, "/etc/passwd", "artifact"); }).find("outside the bundle"),
+              std::string::npos);
+    fs::path link = fs::temp_directory_path() / "edgeport_link_bundle";
+    fs::remove_all(link);
+    fs::create_directories(link);
+    fs::create_symlink("/etc", link / "etc");
+    EXPECT_NE(message_of([&] { inside(link, "etc/passwd", "artifact"); })
+                  .find("resolves (through a symlink) outside the bundle"),
+              std::string::npos);
+}
+
+TEST(OnnxScan, ListsExternalDataLocations) {
+    auto read = [](const std::string& rel) {
+        std::ifstream in(std::string(EDGEPORT_FIXTURES) + rel, std::ios::binary);
+        return std::vector<unsigned char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    auto ok = read("/external_ok/model.onnx");
+    EXPECT_EQ(external_data_locations(ok.data(), ok.size()), std::vector<std::string>{"weights.bin"});
+    auto escape = read("/escape/b/model.onnx");
+    EXPECT_EQ(external_data_locations(escape.data(), escape.size()),
+              std::vector<std::string>{"../outside.bin"});
+    auto plain = read("/tiny/model.onnx");
+    EXPECT_TRUE(external_data_locations(plain.data(), plain.size()).empty());
+    auto cut = std::vector<unsigned char>(plain.begin(), plain.begin() + long(plain.size() / 2));
+    ep_status status = EP_OK;
+    message_of([&] { external_data_locations(cut.data(), cut.size()); }, &status);
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+}
+
+TEST(Parity, SameRulesAsPython) {
+    Array ref{EP_DTYPE_FLOAT32, {1, 3}, {}}, got = ref;
+    float r[] = {1.0f, 2.0f, 3.0f}, g[] = {1.0f, 2.01f, 3.0f};
+    ref.data.assign(reinterpret_cast<unsigned char*>(r), reinterpret_cast<unsigned char*>(r) + 12);
+    got.data.assign(reinterpret_cast<unsigned char*>(g), reinterpret_cast<unsigned char*>(g) + 12);
+    Tolerance fp32{1e-3, 1e-5, std::nullopt, std::nullopt};
+    OutputCheck c = check_output("y", got, ref, fp32);
+    ASSERT_EQ(c.failures.size(), 1u);
+    EXPECT_EQ(c.failures[0],
+              "output 'y': max_abs_err 0.01 exceeds tolerance atol 1e-05 + rtol 0.001·|ref| (worst at "
+              "flat index 1: got 2.01, reference 2; 1 of 3 elements out of tolerance)");
+    EXPECT_TRUE(check_output("y", ref, ref, fp32).failures.empty());
+    Tolerance int8{std::nullopt, 0, 0.99999, 0.95};
+    EXPECT_NEAR(check_output("y", got, ref, int8).cosine, 0.99999, 1e-5);
+    EXPECT_EQ(*check_output("y", got, ref, int8).top1, 1.0);
+}
+
+TEST(Stats, PercentilesAndBootstrap) {
+    EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4}, 50), 2.5);  // numpy's linear interpolation
+    EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4}, 90), 3.7);
+    CallStats s = call_stats({{1, 1, 1}, {2, 2, 2}, {3, 3, 3}}, 4);
+    EXPECT_DOUBLE_EQ(s.p50, 2);
+    EXPECT_EQ(s.calls, 9u);
+    EXPECT_DOUBLE_EQ(s.throughput, 4 / (2.0 / 1e3));
+    EXPECT_GE(s.ci95_low, 1);
+    EXPECT_LE(s.ci95_high, 3);
+    EXPECT_LT(s.ci95_low, s.ci95_high);
+}

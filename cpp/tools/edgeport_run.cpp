@@ -1,0 +1,379 @@
+// edgeport-run: run, verify and benchmark an edgeport bundle from C++ (same rules and the same
+// exit codes as the Python CLI: 0 success, 1 a check failed (parity, integrity), 2 bad usage or
+// bad input).
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "../src/internal.hpp"
+#include "edgeport/edgeport.hpp"
+
+namespace {
+
+using edgeport::Array;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    "usage: edgeport-run run BUNDLE [--artifact NAME] [--provider cpu|cuda] [--threads N]\n"
+    "                        [--allow-fallback] [--input NAME=FILE.npy ...] [--output DIR]\n"
+    "       edgeport-run verify BUNDLE [--artifact NAME ...] [--threads N]\n"
+    "       edgeport-run bench BUNDLE [--artifact NAME ...] [--threads N] [--warmup N]\n"
+    "                        [--duration S] [--blocks N] [--pause S] [--json FILE]\n"
+    "\n"
+    "run: outputs of one artifact (default: the recommended one) on .npy inputs (default: the\n"
+    "     bundle's golden inputs), written as DIR/<output>.npy.\n"
+    "verify: every ONNX artifact (or those named) against its golden sets, with the manifest's\n"
+    "     tolerances; exit 1 on a failure.\n"
+    "bench: per-call latency of the artifacts on the golden inputs, interleaved in blocks, with\n"
+    "     the statistics and JSON schema of `edgeport bench` (edgeport.report/1).\n";
+
+struct Usage : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Args {
+    std::string command, bundle, provider = "cpu", output, json;
+    std::vector<std::string> artifacts;
+    std::vector<std::pair<std::string, std::string>> inputs;
+    int threads = 0, warmup = 5, blocks = 8;
+    double duration = 2.0, pause = 0.1;
+    bool allow_fallback = false;
+};
+
+Args parse(int argc, char** argv) {
+    if (argc < 3) throw Usage("expected a command and a bundle");
+    Args a;
+    a.command = argv[1];
+    a.bundle = argv[2];
+    if (a.command != "run" && a.command != "verify" && a.command != "bench")
+        throw Usage("unknown command '" + a.command + "'. Available: run, verify, bench");
+    auto value = [&](int& i) -> std::string {
+        if (i + 1 >= argc) throw Usage(std::string(argv[i]) + " needs a value");
+        return argv[++i];
+    };
+    auto number = [&](int& i) -> double {
+        std::string flag = argv[i], text = value(i);
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || v < 0)
+            throw Usage(flag + " takes a non-negative number, not '" + text + "'");
+        return v;
+    };
+    for (int i = 3; i < argc; ++i) {
+        std::string flag = argv[i];
+        if (flag == "--artifact") a.artifacts.push_back(value(i));
+        else if (flag == "--provider") a.provider = value(i);
+        else if (flag == "--threads") a.threads = static_cast<int>(number(i));
+        else if (flag == "--warmup") a.warmup = static_cast<int>(number(i));
+        else if (flag == "--blocks") a.blocks = static_cast<int>(number(i));
+        else if (flag == "--duration") a.duration = number(i);
+        else if (flag == "--pause") a.pause = number(i);
+        else if (flag == "--output") a.output = value(i);
+        else if (flag == "--json") a.json = value(i);
+        else if (flag == "--allow-fallback") a.allow_fallback = true;
+        else if (flag == "--input") {
+            std::string spec = value(i);
+            size_t eq = spec.find('=');
+            if (eq == std::string::npos || eq == 0)
+                throw Usage("--input takes NAME=FILE.npy, not '" + spec + "'");
+            a.inputs.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+        } else throw Usage("unknown option '" + flag + "'");
+    }
+    if (a.blocks < 2) throw Usage("--blocks must be at least 2");
+    return a;
+}
+
+edgeport::Session open(const Args& a, const std::string& artifact, bool spinning = true) {
+    edgeport::Options options;
+    options.artifact = artifact;
+    options.provider = a.provider;
+    options.threads = a.threads;
+    options.allow_fallback = a.allow_fallback;
+    options.spinning = spinning;
+    return edgeport::Session(a.bundle, options);
+}
+
+std::vector<edgeport::Input> as_inputs(const std::map<std::string, Array>& arrays) {
+    std::vector<edgeport::Input> inputs;
+    for (const auto& [name, array] : arrays)
+        inputs.push_back({name, array.dtype, array.shape, array.data.data(), array.data.size()});
+    return inputs;
+}
+
+Array to_array(const edgeport::Tensor& t) {
+    edgeport::TensorInfo info = t.info();
+    Array a{info.dtype, info.shape, {}};
+    const auto* p = static_cast<const unsigned char*>(t.raw_data());
+    a.data.assign(p, p + t.byte_size());
+    return a;
+}
+
+std::map<std::string, Array> read_set(const edgeport::Bundle& b,
+                                      const std::map<std::string, std::string>& files) {
+    std::map<std::string, Array> out;
+    for (const auto& [name, rel] : files)
+        out[name] = edgeport::read_npy(edgeport::inside(b.root, rel, "golden file"));
+    return out;
+}
+
+// Rows [start, start + count) of an array along axis 0.
+Array slice(const Array& a, int64_t start, int64_t count) {
+    Array out{a.dtype, a.shape, {}};
+    size_t row = a.shape.empty() || a.shape[0] == 0 ? 0 : a.data.size() / size_t(a.shape[0]);
+    out.shape[0] = count;
+    out.data.assign(a.data.begin() + long(size_t(start) * row),
+                    a.data.begin() + long(size_t(start + count) * row));
+    return out;
+}
+
+// The first golden inputs of an artifact, as one run takes them (a set of samples recorded
+// with a batch size gives its first batch).
+std::map<std::string, Array> first_inputs(const edgeport::Bundle& b, const std::string& artifact) {
+    const edgeport::Artifact& a = b.artifact(artifact);
+    for (const auto& s : b.manifest.golden_sets) {
+        if (!a.golden_sets.empty() && s.name != a.golden_sets.front()) continue;
+        std::map<std::string, Array> arrays = read_set(b, s.inputs);
+        if (s.batch)
+            for (auto& [name, array] : arrays)
+                if (!array.shape.empty() && array.shape[0] > *s.batch) array = slice(array, 0, *s.batch);
+        return arrays;
+    }
+    throw edgeport::Error(EP_ERR_NOT_FOUND, "the bundle has no golden inputs for '" + artifact + "'");
+}
+
+void append(Array& into, const Array& more) {
+    if (into.data.empty() && into.shape.empty()) {
+        into = more;
+        return;
+    }
+    into.shape[0] += more.shape[0];
+    into.data.insert(into.data.end(), more.data.begin(), more.data.end());
+}
+
+int cmd_run(const Args& a) {
+    edgeport::Session session = open(a, a.artifacts.empty() ? "" : a.artifacts.front());
+    std::map<std::string, Array> arrays;
+    if (a.inputs.empty()) {
+        if (!fs::is_directory(a.bundle))
+            throw Usage("a bare .onnx file needs --input NAME=FILE.npy for every input");
+        edgeport::Bundle b = edgeport::Bundle::load(a.bundle);
+        arrays = first_inputs(b, session.artifact());
+    } else {
+        for (const auto& [name, file] : a.inputs) arrays[name] = edgeport::read_npy(file);
+    }
+    auto outputs = session.run(as_inputs(arrays));
+    auto infos = session.outputs();
+    if (!a.output.empty()) fs::create_directories(a.output);
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        Array out = to_array(outputs[i]);
+        std::vector<double> v = edgeport::as_doubles(out);
+        double lo = v.empty() ? 0 : *std::min_element(v.begin(), v.end());
+        double hi = v.empty() ? 0 : *std::max_element(v.begin(), v.end());
+        std::printf("%s %s[", infos[i].name.c_str(), ep_dtype_name(out.dtype));
+        for (size_t d = 0; d < out.shape.size(); ++d)
+            std::printf("%s%lld", d ? ", " : "", static_cast<long long>(out.shape[d]));
+        std::printf("] min %.6g max %.6g\n", lo, hi);
+        if (!a.output.empty()) edgeport::write_npy(fs::path(a.output) / (infos[i].name + ".npy"), out);
+    }
+    std::printf("artifact %s on %s%s\n", session.artifact().c_str(), session.provider().c_str(),
+                a.output.empty() ? "" : (", outputs written to " + a.output).c_str());
+    return 0;
+}
+
+int cmd_verify(const Args& a) {
+    edgeport::Bundle b = edgeport::Bundle::load(a.bundle);
+    std::vector<std::string> names = a.artifacts;
+    if (names.empty())
+        for (const auto& n : b.manifest.artifact_order)
+            if (b.manifest.artifacts.at(n).format == "onnx") names.push_back(n);
+    int failed = 0;
+    for (const std::string& name : names) {
+        const edgeport::Artifact& artifact = b.artifact(name);
+        edgeport::Session session = open(a, name);
+        for (const edgeport::GoldenSet& set : b.manifest.golden_sets) {
+            if (std::find(artifact.golden_sets.begin(), artifact.golden_sets.end(), set.name) ==
+                artifact.golden_sets.end())
+                continue;
+            std::map<std::string, Array> inputs = read_set(b, set.inputs);
+            std::map<std::string, Array> expected = read_set(b, set.outputs);
+            int64_t total = inputs.begin()->second.shape.empty() ? 1 : inputs.begin()->second.shape[0];
+            int64_t step = set.batch.value_or(total);
+            std::map<std::string, Array> got;
+            for (int64_t start = 0; start < total; start += step) {
+                std::map<std::string, Array> chunk;
+                int64_t count = std::min(step, total - start);
+                for (const auto& [n, arr] : inputs)
+                    chunk[n] = set.batch ? slice(arr, start, count) : arr;
+                auto outputs = session.run(as_inputs(chunk));
+                auto infos = session.outputs();
+                for (size_t i = 0; i < outputs.size(); ++i)
+                    append(got[infos[i].name], to_array(outputs[i]));
+            }
+            for (const auto& [out_name, reference] : expected) {
+                auto it = got.find(out_name);
+                edgeport::OutputCheck c;
+                if (it == got.end()) {
+                    c.output = out_name;
+                    c.failures.push_back("output '" + out_name + "' is missing from the result");
+                } else {
+                    c = edgeport::check_output(out_name, it->second, reference, artifact.tolerance);
+                }
+                std::printf("%-4s %s / %s / %s: max_abs_err %.3g cosine %.6f%s\n",
+                            c.failures.empty() ? "ok" : "FAIL", name.c_str(), set.name.c_str(),
+                            out_name.c_str(), c.max_abs_err, c.cosine,
+                            c.top1 ? (" top1 " + std::to_string(*c.top1)).c_str() : "");
+                for (const auto& f : c.failures) std::printf("     %s\n", f.c_str());
+                failed += !c.failures.empty();
+            }
+        }
+    }
+    if (failed) {
+        std::fprintf(stderr, "error: %d output(s) failed parity against the golden outputs\n", failed);
+        return 1;
+    }
+    std::printf("verified: every artifact passes parity on its golden sets (%zu artifact(s))\n",
+                names.size());
+    return 0;
+}
+
+double rss_mb(const char* key) {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind(key, 0) == 0) return std::strtod(line.c_str() + std::strlen(key) + 1, nullptr) / 1024;
+    return 0;
+}
+
+int cmd_bench(const Args& a) {
+    using clock = std::chrono::steady_clock;
+    edgeport::Bundle b = edgeport::Bundle::load(a.bundle);
+    std::vector<std::string> names = a.artifacts;
+    if (names.empty())
+        for (const auto& n : b.manifest.artifact_order)
+            if (b.manifest.artifacts.at(n).format == "onnx") names.push_back(n);
+    struct Variant {
+        std::string name;
+        std::unique_ptr<edgeport::Session> session;
+        std::map<std::string, Array> arrays;
+        std::vector<edgeport::Input> inputs;
+        double creation_ms = 0, cold_ms = 0, rss_delta = 0;
+        int64_t batch = 1;
+        long calls = 1;
+        std::vector<std::vector<double>> blocks;
+    };
+    std::vector<Variant> variants;
+    for (const auto& name : names) {
+        Variant v;
+        v.name = name;
+        double before = rss_mb("VmRSS:");
+        auto t0 = clock::now();
+        v.session = std::make_unique<edgeport::Session>(open(a, name, /*spinning=*/false));
+        v.creation_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+        v.arrays = first_inputs(b, name);
+        v.inputs = as_inputs(v.arrays);
+        v.batch = v.arrays.begin()->second.shape.empty() ? 1 : v.arrays.begin()->second.shape[0];
+        t0 = clock::now();
+        (void)v.session->run(v.inputs);
+        v.cold_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+        v.rss_delta = rss_mb("VmRSS:") - before;
+        for (int i = 0; i < a.warmup; ++i) (void)v.session->run(v.inputs);
+        t0 = clock::now();
+        (void)v.session->run(v.inputs);
+        double one = std::chrono::duration<double>(clock::now() - t0).count();
+        v.calls = std::max(1L, static_cast<long>(a.duration / a.blocks / std::max(one, 1e-6)));
+        variants.push_back(std::move(v));
+    }
+    for (int block = 0; block < a.blocks; ++block) {
+        for (size_t k = 0; k < variants.size(); ++k) {
+            Variant& v = variants[block % 2 == 0 ? k : variants.size() - 1 - k];
+            std::vector<double> ms;
+            ms.reserve(static_cast<size_t>(v.calls));
+            for (long i = 0; i < v.calls; ++i) {
+                auto t0 = clock::now();
+                (void)v.session->run(v.inputs);
+                ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+            }
+            v.blocks.push_back(std::move(ms));
+            std::this_thread::sleep_for(std::chrono::duration<double>(a.pause));
+        }
+    }
+    json rows = json::array();
+    double fp32_p50 = 0;
+    for (const auto& v : variants)
+        if (v.name == "onnx-fp32") fp32_p50 = edgeport::call_stats(v.blocks, v.batch).p50;
+    std::printf("%-22s %5s %9s %9s %9s %7s %13s %11s\n", "variant", "batch", "p50 ms", "p90 ms",
+                "p99 ms", "CV", "CI95 ms", "vs fp32");
+    for (const auto& v : variants) {
+        edgeport::CallStats s = edgeport::call_stats(v.blocks, v.batch);
+        const edgeport::Artifact& art = b.artifact(v.name);
+        json samples = json::array();
+        for (const auto& blk : v.blocks)
+            for (double x : blk) samples.push_back(x);
+        json row = {
+            {"variant", v.name}, {"kind", "onnx"}, {"precision", art.precision},
+            {"provider", v.session->provider()}, {"batch", v.batch}, {"threads", a.threads},
+            {"size_bytes", art.size_bytes}, {"creation_ms", v.creation_ms}, {"cold_ms", v.cold_ms},
+            {"rss_delta_mb", v.rss_delta},
+            {"stats",
+             {{"p50_ms", s.p50}, {"p90_ms", s.p90}, {"p99_ms", s.p99}, {"mean_ms", s.mean},
+              {"std_ms", s.std}, {"min_ms", s.min}, {"max_ms", s.max}, {"cv", s.cv},
+              {"throughput_per_s", s.throughput}, {"median_ci95_ms", {s.ci95_low, s.ci95_high}},
+              {"calls", s.calls}}},
+            {"samples_ms", samples},
+            {"speedup_vs_eager", nullptr},
+            {"speedup_vs_onnx_fp32", fp32_p50 > 0 ? json(fp32_p50 / s.p50) : json(nullptr)}};
+        rows.push_back(row);
+        std::printf("%-22s %5lld %9.3f %9.3f %9.3f %7.3f %6.3f-%-6.3f %10s\n", v.name.c_str(),
+                    static_cast<long long>(v.batch), s.p50, s.p90, s.p99, s.cv, s.ci95_low,
+                    s.ci95_high,
+                    fp32_p50 > 0 ? (std::to_string(fp32_p50 / s.p50).substr(0, 4) + "x").c_str() : "-");
+    }
+    json report = {
+        {"schema", "edgeport.report/1"},
+        {"tool", std::string("edgeport-run ") + ep_version()},
+        {"bundle", a.bundle},
+        {"method",
+         {{"interleaved", true}, {"blocks", a.blocks}, {"pause_s", a.pause},
+          {"onnxruntime_spinning", false}, {"timer", "steady_clock per call"},
+          {"statistics", "over individual calls; CI95 of the median = bootstrap over blocks "
+                         "(1000 draws)"}}},
+        {"peak_rss_mb", rss_mb("VmHWM:")},
+        {"results", rows},
+    };
+    if (!a.json.empty()) {
+        std::ofstream out(a.json);
+        out << report.dump(1) << "\n";
+        if (!out) throw edgeport::Error(EP_ERR_RUNTIME, "cannot write '" + a.json + "'");
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        Args args = parse(argc, argv);
+        if (args.command == "run") return cmd_run(args);
+        if (args.command == "verify") return cmd_verify(args);
+        return cmd_bench(args);
+    } catch (const Usage& e) {
+        std::fprintf(stderr, "error: %s\n\n%s", e.what(), kUsage);
+        return 2;
+    } catch (const edgeport::Exception& e) {
+        std::fprintf(stderr, "error: %s [%s]\n", e.what(), ep_status_name(e.status()));
+        return e.status() == EP_ERR_PARITY || e.status() == EP_ERR_INTEGRITY ? 1 : 2;
+    } catch (const edgeport::Error& e) {
+        std::fprintf(stderr, "error: %s [%s]\n", e.what(), ep_status_name(e.status()));
+        return e.status() == EP_ERR_PARITY || e.status() == EP_ERR_INTEGRITY ? 1 : 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: internal: %s\n", e.what());
+        return 2;
+    }
+}
