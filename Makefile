@@ -72,7 +72,7 @@ fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=60
 
 # Performance targets are checked here, never in timed unit tests.
-BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead
+BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead pruning_speed
 
 # Every benchmark runs; the target fails if any missed its target (each prints PASS/FAIL lines).
 bench: $(STAMP)

@@ -36,19 +36,13 @@ def test_config_sections_become_options(tmp_path: Path) -> None:
     assert options.bench.duration == 0.5
 
 
-def test_prune_is_refused_until_it_exists(tmp_path: Path) -> None:
+def test_prune_ratio_is_checked(tmp_path: Path) -> None:
     result = run_cli(
-        "build",
-        "edgeport.demo:small_cnn",
-        "--input",
-        "image:1x1x16x16",
-        "--out",
-        str(tmp_path / "b"),
-        "--prune",
-        "0.5",
-    )
+        "build", "edgeport.demo:small_cnn", "--input", "image:1x1x16x16",
+        "--out", str(tmp_path / "b"), "--prune", "1.5",
+    )  # fmt: skip
     assert result.returncode == 2
-    assert "asks for structured pruning" in result.stderr.replace("\n", " ")
+    assert "error: pruning ratio 1.5 is out of range (--ratio, --prune)" in result.stderr
 
 
 @pytest.mark.slow
@@ -102,3 +96,20 @@ def test_demo_builds_the_digits_cnn(tmp_path: Path) -> None:
     assert evaluation["drop_pp"] <= 1.0
     assert {r["batch"] for r in report["results"]} == {1, 32}
     assert (tmp_path / "demo-data" / "eval.npz").is_file()
+
+
+def test_build_with_prune(tmp_path: Path) -> None:
+    """--prune prunes (no recovery on random data, said in a note), then quantizes the pruned
+    model; the eager baseline stays the unpruned model."""
+    out = tmp_path / "b"
+    result = run_cli(
+        "build", "tests/catalog.py:cnn", "--input", "input:batch=1x1x16x16", "--calib", "random",
+        "--prune", "0.5", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "note: pruned without recovery: pass real --calib data to distill" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pruning"]["params_ratio"] < 0.6
+    assert "onnx-int8-static" in manifest["artifacts"]
+    rows = {r["variant"]: r for r in json.loads((out / "report.json").read_text())["results"]}
+    assert rows["eager-fp32"]["size_bytes"] > 2 * rows["onnx-fp32"]["size_bytes"]

@@ -28,7 +28,7 @@ def test_readme_has_the_two_setup_commands() -> None:
 def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     (tmp_path / "tests").symlink_to(REPO / "tests")
     commands = readme_commands()
-    assert len(commands) == 10
+    assert len(commands) == 11
     outputs = []
     for command in commands:
         result = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
@@ -42,5 +42,6 @@ def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     assert "onnx-fp32" in outputs[6]
     assert "1,814.1 M MACs" in outputs[7]
     assert "onnx-int8-static: conv-heavy" in outputs[8]
-    assert "onnx-int8-static on cpu" in outputs[9]
+    assert "pruned torchvision:resnet18: params 11,689,512 → " in outputs[9]
+    assert "onnx-int8-static on cpu" in outputs[10]
     assert (tmp_path / "y.npz").is_file()

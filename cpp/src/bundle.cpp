@@ -35,6 +35,12 @@ std::optional<double> number_or_none(const json& object, const char* key, const 
     return it->get<double>();
 }
 
+// A count (size, batch) that fits an int64; casting an out-of-range double is undefined.
+int64_t count_field(double value, const std::string& where) {
+    if (!(value >= 0 && value < 9.0e18)) bad_manifest(where + " is not a usable count");
+    return static_cast<int64_t>(value);
+}
+
 std::map<std::string, std::string> string_map(const json& value, const std::string& where) {
     if (!value.is_object()) bad_manifest(where + " is not an object");
     std::map<std::string, std::string> out;
@@ -55,6 +61,9 @@ Manifest parse_manifest(std::string_view text) {
         // e.byte: where parsing stopped (bare Infinity/NaN, as older Python writers produced,
         // are not JSON either).
         bad_manifest("the file is not JSON (parse error at byte " + std::to_string(e.byte) + ")");
+    } catch (const json::exception& e) {
+        // e.g. a number too large for a double (found by the fuzzer: out_of_range.406).
+        bad_manifest(std::string("the file is not usable JSON: ") + e.what());
     }
     Manifest m;
     m.schema = string_field(doc, "schema", "the manifest");
@@ -75,7 +84,7 @@ Manifest parse_manifest(std::string_view text) {
                           ? entry["precision"].get<std::string>()
                           : "";
         if (auto size = number_or_none(entry, "size_bytes", where))
-            a.size_bytes = static_cast<int64_t>(*size);
+            a.size_bytes = count_field(*size, where + ".size_bytes");
         if (entry.contains("tolerance")) {
             const json& t = entry["tolerance"];
             if (!t.is_object()) bad_manifest(where + ".tolerance is not an object");
@@ -111,8 +120,8 @@ Manifest parse_manifest(std::string_view text) {
             g.inputs = string_map(field(s, "inputs", "golden set " + g.name), "golden set " + g.name);
             g.outputs = string_map(field(s, "outputs", "golden set " + g.name), "golden set " + g.name);
             if (auto batch = number_or_none(s, "batch", "golden set " + g.name)) {
-                if (*batch < 1) bad_manifest("golden set " + g.name + " has batch < 1");
-                g.batch = static_cast<int64_t>(*batch);
+                g.batch = count_field(*batch, "golden set " + g.name + ".batch");
+                if (*g.batch < 1) bad_manifest("golden set " + g.name + " has batch < 1");
             }
             m.golden_sets.push_back(std::move(g));
         }

@@ -103,6 +103,18 @@ TEST(Manifest, ParsesTheFixtureAndNamesWhatIsWrong) {
                   parse_manifest(R"({"schema": "edgeport.bundle/1", "artifacts": {"a": {"path": 3}}})");
               }),
               "manifest.json is not a valid edgeport manifest: artifacts.a.path is not a string");
+    // Found by the fuzzer: a number too large for a double threw a non-parse json exception.
+    std::string huge(400, '9');
+    EXPECT_EQ(message_of([&] { parse_manifest(huge); }, &status).rfind(
+                  "manifest.json is not a valid edgeport manifest: the file is not usable JSON: ", 0),
+              0u);
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+    EXPECT_EQ(message_of([] {
+                  parse_manifest(R"({"schema": "edgeport.bundle/1", "artifacts": {"a": {"path": "m",
+                     "sha256": "x", "format": "onnx", "size_bytes": 1e300}}})");
+              }),
+              "manifest.json is not a valid edgeport manifest: artifacts.a.size_bytes is not a "
+              "usable count");
     EXPECT_EQ(message_of([] { parse_manifest(R"({"schema": "other/2", "artifacts": {}})"); }, &status),
               "manifest.json has schema 'other/2'; this libedgeport reads 'edgeport.bundle/1'");
     EXPECT_EQ(status, EP_ERR_UNSUPPORTED);

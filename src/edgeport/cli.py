@@ -39,6 +39,11 @@ RUN_EXAMPLE = """example:
   edgeport run b --artifact torchscript-fp32 --trust-torchscript --json
   edgeport run b --provider cuda --allow-fallback
 """
+PRUNE_EXAMPLE = """example:
+  edgeport prune torchvision:resnet18 --input input:1x3x224x224 --ratio 0.5 --out b
+  edgeport prune model.py:make --input x:1x1x16x16 --ratio 0.5 --recover distill \\
+      --data train.npz --steps 300 --eval test.npz --out b
+"""
 BENCH_EXAMPLE = """example:
   edgeport bench b --batch 1,8 --threads 1,2 --json out.json
   edgeport bench b --threads 1 --compare out.json     # exit 1 on a clear regression
@@ -132,6 +137,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("inspect", "Show IO, ops, parameters, MACs and size.", INSPECT_EXAMPLE, cmd_inspect)
     p.add_argument("path", help="bundle directory or .onnx file")
+
+    p = verb(
+        "prune",
+        "Prune channels for real, recover accuracy, export a verified bundle.",
+        PRUNE_EXAMPLE,
+        cmd_prune,
+    )
+    p.add_argument("model", help="torchvision:NAME[?k=v], file.py:factory or pkg.module:factory")
+    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE[:DTYPE]")
+    p.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS=LABEL")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--ratio", type=float, default=0.5, help="fraction of channels to remove")
+    p.add_argument(
+        "--importance", default="l1", help="l1 (default), l2, bn_scale or taylor (needs --data)"
+    )
+    p.add_argument("--global", dest="global_pruning", action="store_true", help="global ranking")
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=None,
+        metavar="MODULE",
+        help="never prune this module (repeat; default: the first conv and the classifier)",
+    )
+    p.add_argument(
+        "--layer-ratio",
+        action="append",
+        default=[],
+        metavar="MODULE=RATIO",
+        help="per-layer ratio override",
+    )
+    p.add_argument("--round-to", type=int, default=8, help="channel multiple (default 8)")
+    p.add_argument("--recover", choices=["finetune", "distill"], help="recovery after pruning")
+    p.add_argument("--data", help="training samples (.npz; `labels` for finetune)")
+    p.add_argument("--steps", type=int, default=200, help="recovery steps (default 200)")
+    p.add_argument("--lr", type=float, default=1e-3, help="recovery learning rate")
+    p.add_argument("--eval", help=".npz with labels: accuracy before/after")
+    p.add_argument("--weights", help="safetensors or state-dict file to load first")
+    p.add_argument("--format", default="onnx,torchscript", help="export formats")
 
     p = verb("quantize", "Add an int8 artifact to a bundle.", QUANTIZE_EXAMPLE, cmd_quantize)
     p.add_argument("bundle", help="bundle directory (from edgeport export)")
@@ -487,6 +530,74 @@ def _print_summary(result: Any) -> None:
     console.print(
         f"report: {result.reports['html']} (also report.md, report.json)", highlight=False
     )
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """`edgeport prune`."""
+    from edgeport.pruning import PruneOptions, RecoverOptions, prune
+
+    overrides = {}
+    for item in args.layer_ratio:
+        name, _, value = item.partition("=")
+        try:
+            overrides[name] = float(value)
+        except ValueError:
+            raise EdgeportError(
+                f"--layer-ratio {item!r} is not MODULE=RATIO", expected="e.g. layer4.0.conv1=0.3"
+            ) from None
+    options = PruneOptions(
+        ratio=args.ratio,
+        importance=args.importance,
+        global_pruning=args.global_pruning,
+        overrides=overrides,
+        ignore=tuple(args.ignore) if args.ignore is not None else None,
+        round_to=args.round_to,
+    )
+    recovery = RecoverOptions(method=args.recover, data=args.data, steps=args.steps, lr=args.lr)
+    with _progress(args.json):
+        bundle = prune(
+            args.model,
+            args.input,
+            out=args.out,
+            options=options,
+            recovery=recovery,
+            eval_data=args.eval,
+            dynamic=args.dynamic,
+            weights=args.weights,
+            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+        )
+    entry = bundle.manifest["pruning"]
+    if args.json:
+        _print_json(entry)
+        return EXIT_OK
+    console = _console()
+    console.print(
+        f"pruned {args.model}: params {entry['params_before']:,} → {entry['params_after']:,} "
+        f"({entry['params_ratio']:.2f}×), MACs {entry['macs_before']:,} → "
+        f"{entry['macs_after']:,} ({entry['macs_ratio']:.2f}×)",
+        highlight=False,
+    )
+    console.print(f"not pruned (asked): {', '.join(entry['ignored']) or 'none'}", highlight=False)
+    if entry["untouched"]:
+        console.print(f"kept every channel: {', '.join(entry['untouched'])}", highlight=False)
+    for key, label in (
+        ("accuracy_unpruned", "accuracy unpruned"),
+        ("accuracy_pruned", "accuracy pruned, no recovery"),
+        ("accuracy_recovered", "accuracy after recovery"),
+    ):
+        if entry.get(key) is not None:
+            console.print(f"{label}: {entry[key]:.2%}", highlight=False)
+    if entry["recovery"]:
+        r = entry["recovery"]
+        console.print(
+            f"recovery {r['method']}: {r['steps']} steps, loss {r['loss_first']:.4f} → "
+            f"{r['loss_last']:.4f}",
+            highlight=False,
+        )
+    for name, art in bundle.artifacts.items():
+        console.print(f"{name}: parity passed against the pruned eager model: {art['passed']}")
+    console.print(f"bundle: {bundle.root}", highlight=False)
+    return EXIT_OK
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

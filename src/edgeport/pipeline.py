@@ -31,7 +31,8 @@ class BuildOptions:
         calib: Calibration data (static int8); without it conv-heavy models stay fp32.
         eval: Evaluation data (``labels`` for accuracy).
         max_drop: Accuracy budget in points.
-        prune: Channel pruning ratio (not available yet).
+        prune: Channel pruning ratio: prune (distilling on --calib when it is real data)
+            before quantizing.
         export: Export options.
         bench: Benchmark options.
     """
@@ -123,21 +124,34 @@ def build(
     from edgeport.benchmarks.report import write_reports
     from edgeport.verify import verify_bundle
 
-    if options.prune is not None:
-        raise EdgeportError(
-            f"--prune {options.prune} asks for structured pruning, which this edgeport version "
-            "does not have yet",
-            fix="drop --prune; pruning arrives with `edgeport prune`",
-        )
     notes: list[str] = []
-    bundle = export(
-        model,
-        list(options.inputs),
-        out=out,
-        dynamic=list(options.dynamic),
-        weights=options.weights,
-        options=options.export,
-    )
+    if options.prune is not None:
+        from edgeport.pruning import PruneOptions, RecoverOptions, prune
+
+        # Distill from the unpruned model on the calibration data when it is real data.
+        real = options.calib is not None and options.calib != "random"
+        bundle = prune(
+            model,
+            list(options.inputs),
+            out=out,
+            options=PruneOptions(ratio=options.prune),
+            recovery=RecoverOptions(method="distill", data=options.calib) if real else None,
+            eval_data=options.eval,
+            dynamic=list(options.dynamic),
+            weights=options.weights,
+            formats=options.export.formats,
+        )
+        if not real:
+            notes.append("pruned without recovery: pass real --calib data to distill")
+    else:
+        bundle = export(
+            model,
+            list(options.inputs),
+            out=out,
+            dynamic=list(options.dynamic),
+            weights=options.weights,
+            options=options.export,
+        )
     bundle = _maybe_quantize(bundle, options, notes)
     with step("verifying the bundle"):
         report = verify_bundle(bundle.root)

@@ -417,7 +417,12 @@ def eager_outputs_match(
             "this bundle was exported from an in-memory nn.Module; its source cannot be rebuilt",
             fix="export from a source spec (file.py:factory, torchvision:NAME) to re-check later",
         )
-    loaded = load_model(source["source"], weights=source.get("weights"))
+    if bundle.manifest.get("pruning"):
+        from edgeport.pruning import load_pruned
+
+        loaded = load_pruned(bundle.root)
+    else:
+        loaded = load_model(source["source"], weights=source.get("weights"))
     if loaded.describe()["state_dict_sha256"] != source["state_dict_sha256"]:
         raise CheckFailed(
             f"{source['source']!r} no longer builds the model this bundle was exported from "

@@ -1,0 +1,201 @@
+"""`edgeport prune`: prune a model's channels, recover accuracy, export a verified bundle.
+
+The bundle's artifacts come from the pruned model and pass parity against the pruned eager model.
+The manifest's ``pruning`` entry records the options, params/MACs before and after, what was left
+alone, the recovery (loss curve) and the accuracies measured; ``pruning/plan.json`` and
+``pruning/state_dict.safetensors`` rebuild the pruned model from its source with no pickle
+(`load_pruned`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeport.bundle import Bundle, BundleWriter, file_record, load_bundle, sha256_file
+from edgeport.data import SampleSet, load_samples, random_inputs
+from edgeport.errors import EdgeportError
+from edgeport.pruning.core import (
+    PLAN_SCHEMA,
+    PruneOptions,
+    PruneResult,
+    apply_plan,
+    prune_model,
+)
+from edgeport.pruning.recover import Recovery, accuracy, recover
+from edgeport.sources import LoadedModel, load_model
+from edgeport.spec import TensorSpec, apply_dynamic, parse_input
+
+PLAN_FILE = "pruning/plan.json"
+STATE_FILE = "pruning/state_dict.safetensors"
+
+
+@dataclass(frozen=True)
+class RecoverOptions:
+    """Recovery after pruning: ``method`` None (none), ``finetune`` or ``distill``."""
+
+    method: str | None = None
+    data: str | None = None
+    steps: int = 200
+    batch: int = 32
+    lr: float = 1e-3
+    temperature: float = 4.0
+
+
+def prune(
+    model: str | torch.nn.Module,
+    inputs: Sequence[str | TensorSpec],
+    *,
+    out: str | Path,
+    options: PruneOptions | None = None,
+    recovery: RecoverOptions | None = None,
+    eval_data: str | None = None,
+    dynamic: Sequence[str] = (),
+    weights: str | Path | None = None,
+    formats: tuple[str, ...] = ("onnx", "torchscript"),
+) -> Bundle:
+    """Prune, recover, export and verify; returns the bundle at ``out``.
+
+    Args:
+        model: A source spec or an ``nn.Module``.
+        inputs: Input specs as for `edgeport.export`.
+        out: Bundle directory.
+        options: Ratio, importance, ignored layers, rounding.
+        recovery: Fine-tune or distill after pruning (default: none).
+        eval_data: ``.npz`` with ``labels`` to measure accuracy before/after.
+        dynamic: Symbolic dims, as for export.
+        weights: Weights file for a source spec.
+        formats: Export formats.
+
+    Raises:
+        EdgeportError: Bad options, data or model; CheckFailed if an artifact fails parity.
+    """
+    from edgeport import export
+    from edgeport._progress import step
+    from edgeport.exporter.flow import ExportOptions
+
+    options = options or PruneOptions()
+    recovery = recovery or RecoverOptions()
+    if recovery.method is not None and recovery.data is None:
+        raise EdgeportError(
+            f"--recover {recovery.method} needs --data",
+            expected="--data samples.npz (one array per input; `labels` for finetune)",
+        )
+    loaded = (
+        load_model(model, weights=weights)
+        if isinstance(model, str)
+        else LoadedModel(
+            model.eval(), f"python:{type(model).__module__}.{type(model).__qualname__}", ""
+        )
+    )
+    specs = apply_dynamic([parse_input(s) if isinstance(s, str) else s for s in inputs], dynamic)
+    sizes = {k: v for s in specs for k, v in s.examples.items()}
+    feeds = random_inputs(specs, sizes, seed=0)
+    example = tuple(torch.from_numpy(feeds[s.name]) for s in specs)
+    teacher = copy.deepcopy(loaded.module).eval()
+    train = load_samples(recovery.data, specs, purpose="--data") if recovery.data else None
+    evals = load_samples(eval_data, specs, purpose="--eval") if eval_data else None
+    measured: dict[str, Any] = {}
+    if evals is not None:
+        measured["accuracy_unpruned"] = accuracy(teacher, evals)
+    with step(f"pruning {options.ratio:.0%} of channels ({options.importance})"):
+        result = prune_model(loaded.module, example, options, data=_taylor_batches(train, options))
+    if evals is not None:
+        measured["accuracy_pruned"] = accuracy(loaded.module, evals)
+    record: Recovery | None = None
+    if recovery.method is not None and train is not None:
+        record = recover(
+            loaded.module,
+            teacher,
+            train,
+            method=recovery.method,
+            steps=recovery.steps,
+            batch=recovery.batch,
+            lr=recovery.lr,
+            temperature=recovery.temperature,
+        )
+        if evals is not None:
+            measured["accuracy_recovered"] = accuracy(loaded.module, evals)
+    pruned = LoadedModel(loaded.module, loaded.source, loaded.class_name, weights=loaded.weights)
+    bundle = export(pruned, specs, out=out, options=ExportOptions(formats=formats))
+    return _record(bundle, result, options, record, measured)
+
+
+def _taylor_batches(train: SampleSet | None, options: PruneOptions) -> Any:
+    if train is None or options.importance != "taylor":
+        return None
+    names = list(train.arrays)
+    count = min(len(train), 64)
+    return iter([tuple(torch.from_numpy(train.arrays[n][:count]) for n in names)])
+
+
+def _record(
+    bundle: Bundle,
+    result: PruneResult,
+    options: PruneOptions,
+    recovery: Recovery | None,
+    measured: dict[str, Any],
+) -> Bundle:
+    from safetensors.torch import save_file
+
+    with BundleWriter(bundle.root) as writer:
+        writer.copy_from(bundle)
+        (writer.root / "pruning").mkdir(exist_ok=True)
+        plan = {"schema": PLAN_SCHEMA, "source": bundle.manifest["model"]["source"]}
+        plan["modules"] = result.plan
+        (writer.root / PLAN_FILE).write_text(json.dumps(plan, indent=1) + "\n")
+        state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
+        save_file(state, str(writer.root / STATE_FILE))
+        manifest = dict(bundle.manifest)
+        manifest["pruning"] = {
+            "options": {**asdict(options), "ignore": result.ignored},
+            **result.to_json(),
+            "recovery": recovery.to_json() if recovery else None,
+            **measured,
+            "plan": file_record(writer.root, PLAN_FILE),
+            "state_dict": file_record(writer.root, STATE_FILE),
+        }
+        writer.commit(manifest)
+    return load_bundle(bundle.root)
+
+
+def load_pruned(bundle_dir: str | Path, *, source: str | None = None) -> LoadedModel:
+    """Rebuild a bundle's pruned model: the model from its source, then the recorded plan and
+    state dict (hash-checked; safetensors, so no code is unpickled).
+
+    Raises:
+        EdgeportError: Not a pruned bundle, a hash mismatch, or a source that does not fit.
+    """
+    from safetensors.torch import load_file
+
+    root = Path(bundle_dir)
+    bundle = load_bundle(root, check_hashes=False)
+    entry = bundle.manifest.get("pruning")
+    if not entry:
+        raise EdgeportError(f"{str(root)!r} is not a pruned bundle (no `pruning` entry)")
+    for key in ("plan", "state_dict"):
+        record = entry[key]
+        actual = sha256_file(root / record["path"])
+        if actual != record["sha256"]:
+            raise EdgeportError(
+                f"sha256 of {record['path']!r} is {actual}, manifest says {record['sha256']}",
+                fix="re-run edgeport prune; do not load a modified plan or state dict",
+            )
+    plan = json.loads((root / entry["plan"]["path"]).read_text())
+    if plan.get("schema") != PLAN_SCHEMA:
+        raise EdgeportError(f"unknown pruning plan schema {plan.get('schema')!r}")
+    src = source or bundle.manifest["model"]["source"]
+    if src.startswith("python:"):
+        raise EdgeportError(
+            "this bundle was pruned from an in-memory nn.Module; pass source= to rebuild it",
+            fix="prune from a source spec (file.py:factory, torchvision:NAME)",
+        )
+    loaded = load_model(src)
+    apply_plan(loaded.module, plan["modules"], load_file(str(root / entry["state_dict"]["path"])))
+    return loaded
