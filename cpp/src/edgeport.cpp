@@ -250,6 +250,19 @@ Model locate(const char* path_text, const ep_options& options) {
     return model;
 }
 
+// Fills ``out`` with the description of inputs/outputs[index] of a session.
+void describe_at(const ep_session* s, std::vector<TensorDesc> ep_session::*list, const char* kind,
+                 size_t index, ep_tensor_info* out) {
+    require(s, "session");
+    require(out, "out");
+    const std::vector<TensorDesc>& descs = s->*list;
+    if (index >= descs.size())
+        throw Error(EP_ERR_INVALID_ARGUMENT, std::string(kind) + " index " + std::to_string(index) +
+                                                 " out of range (the model has " +
+                                                 std::to_string(descs.size()) + ")");
+    descs[index].fill(out);
+}
+
 }  // namespace
 
 extern "C" {
@@ -441,27 +454,11 @@ size_t ep_session_input_count(const ep_session* s) { return s ? s->inputs.size()
 size_t ep_session_output_count(const ep_session* s) { return s ? s->outputs.size() : 0; }
 
 ep_status ep_session_input_info(const ep_session* s, size_t index, ep_tensor_info* out) {
-    return guard([&] {
-        require(s, "session");
-        require(out, "out");
-        if (index >= s->inputs.size())
-            throw Error(EP_ERR_INVALID_ARGUMENT, "input index " + std::to_string(index) +
-                                                     " out of range (the model has " +
-                                                     std::to_string(s->inputs.size()) + ")");
-        s->inputs[index].fill(out);
-    });
+    return guard([&] { describe_at(s, &ep_session::inputs, "input", index, out); });
 }
 
 ep_status ep_session_output_info(const ep_session* s, size_t index, ep_tensor_info* out) {
-    return guard([&] {
-        require(s, "session");
-        require(out, "out");
-        if (index >= s->outputs.size())
-            throw Error(EP_ERR_INVALID_ARGUMENT, "output index " + std::to_string(index) +
-                                                     " out of range (the model has " +
-                                                     std::to_string(s->outputs.size()) + ")");
-        s->outputs[index].fill(out);
-    });
+    return guard([&] { describe_at(s, &ep_session::outputs, "output", index, out); });
 }
 
 const char* ep_session_artifact(const ep_session* s) { return s ? s->artifact.c_str() : ""; }
