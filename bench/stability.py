@@ -47,12 +47,13 @@ def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--blocks", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "b"
         export("torchvision:resnet18", ["input:1x3x224x224"], out=out)
         quantize(out, QuantizeOptions(calib="random"))
-        options = BenchOptions(duration=args.duration)
+        options = BenchOptions(duration=args.duration, blocks=args.blocks)
         runs = [run_bench(out, options) for _ in range(2)]
     rows = cross_check(*runs)
     ok = all(r["run2_in_run1_ci"] and r["run1_in_run2_ci"] for r in rows)

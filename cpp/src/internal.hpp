@@ -130,8 +130,8 @@ OutputCheck check_output(const std::string& name, const Array& got, const Array&
 
 // ---- statistics ---------------------------------------------------------------------------
 // Same definitions as edgeport.benchmarks.harness.call_stats (milliseconds in, JSON-ready out):
-// percentiles by linear interpolation (numpy's default), CI95 of the median by bootstrap
-// over blocks (1000 draws).
+// percentiles by linear interpolation (numpy's default), CI95 of the median by a circular
+// moving-block bootstrap over the time-ordered blocks (1000 draws).
 struct CallStats {
     double p50, p90, p99, mean, std, min, max, cv, throughput;
     double ci95_low, ci95_high;

@@ -151,14 +151,21 @@ CallStats call_stats(const std::vector<std::vector<double>>& blocks, int64_t bat
     s.max = *std::max_element(all.begin(), all.end());
     s.cv = s.mean > 0 ? s.std / s.mean : 0;
     s.throughput = s.mean > 0 ? double(batch) / (s.mean / 1e3) : 0;
+    // Circular moving-block bootstrap over the time-ordered blocks (runs of about √n blocks),
+    // as edgeport.benchmarks.harness.call_stats does.
     std::mt19937_64 rng(seed);
     std::vector<double> boots;
-    std::uniform_int_distribution<size_t> pick(0, blocks.size() - 1);
+    const size_t n = blocks.size();
+    const size_t run = std::max<size_t>(1, static_cast<size_t>(std::lround(std::sqrt(double(n)))));
+    std::uniform_int_distribution<size_t> pick(0, n - 1);
     for (int draw = 0; draw < 1000; ++draw) {
         std::vector<double> sample;
-        for (size_t i = 0; i < blocks.size(); ++i) {
-            const auto& b = blocks[pick(rng)];
-            sample.insert(sample.end(), b.begin(), b.end());
+        for (size_t taken = 0; taken < n;) {
+            size_t start = pick(rng);
+            for (size_t k = 0; k < run && taken < n; ++k, ++taken) {
+                const auto& b = blocks[(start + k) % n];
+                sample.insert(sample.end(), b.begin(), b.end());
+            }
         }
         boots.push_back(percentile(std::move(sample), 50));
     }

@@ -342,8 +342,8 @@ int cmd_bench(const Args& a) {
         {"method",
          {{"interleaved", true}, {"blocks", a.blocks}, {"pause_s", a.pause},
           {"onnxruntime_spinning", false}, {"timer", "steady_clock per call"},
-          {"statistics", "over individual calls; CI95 of the median = bootstrap over blocks "
-                         "(1000 draws)"}}},
+          {"statistics", "over individual calls; CI95 of the median = moving-block bootstrap "
+                         "over time-ordered blocks (1000 draws)"}}},
         {"peak_rss_mb", rss_mb("VmHWM:")},
         {"results", rows},
     };

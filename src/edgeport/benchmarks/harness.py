@@ -110,6 +110,14 @@ def rss_mb() -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
+def moving_block_picks(n: int, rng: np.random.Generator, draws: int = 1000) -> np.ndarray:
+    """Indices of ``draws`` circular moving-block resamples of ``n`` time-ordered blocks."""
+    run = max(1, round(n**0.5))
+    starts = rng.integers(0, n, size=(draws, -(-n // run)))
+    picks = (starts[:, :, None] + np.arange(run)) % n
+    return picks.reshape(draws, -1)[:, :n]
+
+
 def call_stats(
     samples_ns: np.ndarray, batch: int, blocks: list[np.ndarray] | None = None, seed: int = 0
 ) -> dict[str, Any]:
@@ -117,13 +125,16 @@ def call_stats(
 
     The interval of the median resamples whole blocks when ``blocks`` is given: calls in one
     block share the machine's state of that moment, so resampling single calls would pretend
-    they are independent and give an interval far narrower than run-to-run variation.
+    they are independent and give an interval far narrower than run-to-run variation. Blocks
+    are resampled as runs of consecutive blocks (a circular moving-block bootstrap, run length
+    about √blocks): the machine drifts over seconds, so neighbouring blocks are correlated too,
+    and resampling them one by one would again understate the spread.
     """
     ms = samples_ns / 1e6
     rng = np.random.default_rng(seed)
     if blocks and len(blocks) > 1:
         block_ms = [np.asarray(b, dtype=np.float64) / 1e6 for b in blocks]
-        picks = rng.integers(0, len(block_ms), size=(1000, len(block_ms)))
+        picks = moving_block_picks(len(block_ms), rng)
         boots = np.array([np.median(np.concatenate([block_ms[i] for i in row])) for row in picks])
     else:
         boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
@@ -372,8 +383,8 @@ def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str,
             "pause_s": options.pause,
             "onnxruntime_spinning": False,
             "timer": "perf_counter_ns per call",
-            "statistics": "over individual calls; CI95 of the median = bootstrap over blocks "
-            "(1000 draws)",
+            "statistics": "over individual calls; CI95 of the median = moving-block bootstrap "
+            "over time-ordered blocks (1000 draws)",
         },
         "options": {k: v for k, v in asdict(options).items()},
         "peak_rss_mb": peak,
