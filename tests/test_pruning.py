@@ -146,6 +146,14 @@ def test_digits_distillation_recovers_accuracy(tmp_path: Path) -> None:
     curve = entry["recovery"]["loss_curve"]
     assert entry["recovery"]["method"] == "distill"
     assert np.mean(curve[-20:]) < np.mean(curve[:20])
+    # The report shows the pruning figures and the recovery's loss curve.
+    from edgeport.benchmarks.harness import BenchOptions, run_bench
+    from edgeport.benchmarks.report import write_reports
+
+    report = run_bench(bundle.root, BenchOptions(duration=0.2, blocks=2))
+    page = write_reports(report, bundle.root)["html"].read_text()
+    assert 'alt="recovery"' in page
+    assert f"recovered {recovered:.2%}" in page
 
 
 def test_cli_prune_and_its_errors(tmp_path: Path) -> None:
@@ -176,3 +184,35 @@ def test_cli_prune_and_its_errors(tmp_path: Path) -> None:
     assert "onnx-fp32: parity passed against the pruned eager model: True" in result.stdout
     verify = run_cli("verify", str(tmp_path / "b"), "--sizes", "batch=1")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_importance_criteria_choose_different_channels() -> None:
+    """Every registered criterion prunes to the same widths; they disagree on which channels."""
+    import torchvision
+
+    from edgeport.pruning import IMPORTANCE, prune_model
+
+    images = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    chosen = {}
+    for importance in IMPORTANCE:
+        torch.manual_seed(0)
+        model = torchvision.models.resnet18().eval()
+        original = model.layer1[0].conv1.weight.detach().clone().flatten(1)
+        data = iter([(torch.from_numpy(images),)]) if importance == "taylor" else None
+        result = prune_model(
+            model, (torch.from_numpy(images[:1]),), PruneOptions(ratio=0.5, importance=importance),
+            data=data,
+        )  # fmt: skip
+        assert result.plan["layer1.0.conv1"] == {"out_channels": 32}
+        kept = model.layer1[0].conv1.weight.detach().flatten(1)  # input channels unchanged
+        rows = [int((original == row).all(1).nonzero()[0]) for row in kept]
+        assert len(set(rows)) == 32
+        chosen[importance] = tuple(sorted(rows))
+    assert chosen["l1"] != chosen["taylor"]
+    assert len(set(chosen.values())) >= 3
+    with pytest.raises(EdgeportError, match=r"importance 'taylor' needs data"):
+        prune_model(
+            torchvision.models.resnet18().eval(),
+            (torch.from_numpy(images[:1]),),
+            PruneOptions(importance="taylor"),
+        )

@@ -390,6 +390,7 @@ def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str,
         "peak_rss_mb": peak,
         "results": [asdict(r) for r in rows],
         "accuracy": accuracy,
+        "pruning": bundle.manifest.get("pruning"),
         "recommended": bundle.manifest.get("recommended"),
     }
 

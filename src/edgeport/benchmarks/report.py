@@ -184,7 +184,38 @@ def plots(report: dict[str, Any]) -> dict[str, str]:
     ax.set_title("Artifact size")
     out["size"] = _png(fig)
     plt.close(fig)
+
+    recovery = (report.get("pruning") or {}).get("recovery")
+    if recovery and recovery.get("loss_curve"):
+        curve = recovery["loss_curve"]
+        stride = recovery["steps"] / len(curve)
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot([i * stride for i in range(len(curve))], curve, color="tab:purple")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(f"Recovery after pruning ({recovery['method']})")
+        ax.grid(alpha=0.3)
+        out["recovery"] = _png(fig)
+        plt.close(fig)
     return out
+
+
+def _pruning_html(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return ""
+    parts = [
+        f"parameters {entry['params_before']:,} → {entry['params_after']:,} "
+        f"({entry['params_ratio']:.2f}×)",
+        f"MACs {entry['macs_before']:,} → {entry['macs_after']:,} ({entry['macs_ratio']:.2f}×)",
+    ]
+    for key, label in (
+        ("accuracy_unpruned", "accuracy unpruned"),
+        ("accuracy_pruned", "pruned"),
+        ("accuracy_recovered", "recovered"),
+    ):
+        if entry.get(key) is not None:
+            parts.append(f"{label} {entry[key]:.2%}")
+    return f'<p id="pruning">Pruned: {html.escape("; ".join(parts))}.</p>'
 
 
 def html_report(report: dict[str, Any]) -> str:
@@ -218,6 +249,7 @@ CPU {html.escape(report["environment"]["cpu"])}.</p>
 <div class="rec" id="recommended">Recommended: <b>{html.escape(str(rec.get("artifact")))}</b>
 — {html.escape(str(rec.get("reason")))}</div>
 <table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{_pruning_html(report.get("pruning"))}
 <p>{html.escape(report["method"]["statistics"])}; {report["method"]["blocks"]} interleaved blocks,
 ONNX Runtime spinning off. Peak RSS {report["peak_rss_mb"]:.0f} MiB.</p>
 {figures}
