@@ -1,8 +1,10 @@
 // The C API over ONNX Runtime's C API. Every entry point catches everything: no exception
 // crosses the boundary; failures become an ep_status and a thread-local message.
+#include <dlfcn.h>
 #include <onnxruntime_c_api.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -46,13 +48,40 @@ void require(const void* pointer, const char* what) {
     if (pointer == nullptr) throw Error(EP_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
 }
 
+// ONNX Runtime is loaded at run time (dlopen), not bound at link time: a library linked against
+// one onnxruntime build binds OrtGetApiBase@VERS_<that version> and then refuses to load with
+// any other (seen on a GPU machine with onnxruntime-gpu 1.31 against a 1.32 build). The C API
+// is versioned by ORT_API_VERSION instead, which every newer library serves. The library is
+// $EDGEPORT_ONNXRUNTIME if set, else libonnxruntime.so.1 from the library path or this
+// library's RUNPATH ($ORIGIN when installed: the package ships it beside libedgeport).
+const OrtApiBase& ort_base() {
+    static const OrtApiBase* base = [] {
+        const char* chosen = std::getenv("EDGEPORT_ONNXRUNTIME");
+        const char* name = chosen && *chosen ? chosen : "libonnxruntime.so.1";
+        void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+        if (handle == nullptr)
+            throw Error(EP_ERR_RUNTIME,
+                        std::string("cannot load ONNX Runtime from '") + name + "': " + dlerror() +
+                            ". Fix: put libonnxruntime.so.1 beside libedgeport or on the library "
+                            "path, or set EDGEPORT_ONNXRUNTIME to its file");
+        using GetApiBase = const OrtApiBase* (*)();
+        auto get = reinterpret_cast<GetApiBase>(dlsym(handle, "OrtGetApiBase"));
+        if (get == nullptr)
+            throw Error(EP_ERR_RUNTIME, std::string("'") + name + "' has no OrtGetApiBase: it is "
+                                        "not an ONNX Runtime library");
+        return get();
+    }();
+    return *base;
+}
+
 const OrtApi& ort() {
-    static const OrtApi* api = OrtGetApiBase()->GetApi(ORT_API_VERSION);
+    static const OrtApi* api = ort_base().GetApi(ORT_API_VERSION);
     if (api == nullptr)
         throw Error(EP_ERR_RUNTIME, std::string("the ONNX Runtime library (") +
-                                        OrtGetApiBase()->GetVersionString() +
+                                        ort_base().GetVersionString() +
                                         ") does not provide C API version " +
-                                        std::to_string(ORT_API_VERSION));
+                                        std::to_string(ORT_API_VERSION) + " (1." +
+                                        std::to_string(ORT_API_VERSION) + " or newer needed)");
     return *api;
 }
 
@@ -355,6 +384,7 @@ ep_status ep_session_open(const char* path, const ep_options* options_in, ep_ses
         const ep_options defaults;
         const ep_options& options = options_in ? *options_in : defaults;
         Model model = locate(path, options);
+        OrtEnv* environment = env();  // first: provider options need ONNX Runtime's logger
         auto session = std::make_unique<ep_session>();
         session->artifact = model.artifact;
 
@@ -410,7 +440,7 @@ ep_status ep_session_open(const char* path, const ep_options* options_in, ep_ses
                                 "or allow fallback (ep_options_set_allow_fallback, "
                                 "--allow-fallback) to run on the CPU with results labeled 'cpu'");
         }
-        check(ort().CreateSessionFromArray(env(), model.bytes.data(), model.bytes.size(), so.get(),
+        check(ort().CreateSessionFromArray(environment, model.bytes.data(), model.bytes.size(), so.get(),
                                            &session->session),
               EP_ERR_CORRUPT, "ONNX Runtime cannot load '" + model.path.string() + "'");
         check(ort().CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &session->cpu),
