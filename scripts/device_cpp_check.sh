@@ -28,6 +28,8 @@ PY
         "$run" bench "$bundle" --provider cuda --duration 2; echo "bench exit: $?"
         "$run" bench "$bundle" --duration 2
     done
-    echo "== fallback policy"
-    LD_LIBRARY_PATH="$ORT_LIB" "$run" run "$1" --provider cuda; echo "exit without CUDA libraries: $?"
+    echo "== fail closed: the machine's CPU-only onnxruntime, asked for cuda"
+    cpu_ort=$(python3 -c "import glob, os, onnxruntime; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi', 'libonnxruntime.so.1*'))[0])")
+    EDGEPORT_ONNXRUNTIME="$cpu_ort" "$run" run "$1" --provider cuda; echo "exit (2 expected): $?"
+    EDGEPORT_ONNXRUNTIME="$cpu_ort" "$run" run "$1" --provider cuda --allow-fallback
 } 2>&1 | tee "$OUT/device_cpp_check.log"
