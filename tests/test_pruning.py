@@ -216,3 +216,23 @@ def test_importance_criteria_choose_different_channels() -> None:
             (torch.from_numpy(images[:1]),),
             PruneOptions(importance="taylor"),
         )
+
+
+def test_recovery_reports_progress_and_needs_labels_to_finetune() -> None:
+    from edgeport import _progress
+    from edgeport.data import SampleSet
+    from edgeport.pruning import recover
+
+    images = np.random.default_rng(0).standard_normal((8, 1, 16, 16)).astype(np.float32)
+    data = SampleSet("test", {"image": images})
+    seen: list[str] = []
+    _progress.add_listener(seen.append)
+    try:
+        record = recover(small_cnn(), small_cnn(), data, method="distill", steps=10, batch=4)
+    finally:
+        _progress.remove_listener(seen.append)
+    assert len(record.losses) == 10
+    assert seen[-1].startswith("recovering accuracy (distill, 10 steps) [########")
+    assert "100% loss " in seen[-1]
+    with pytest.raises(EdgeportError, match=r"--recover finetune needs labels in the data"):
+        recover(small_cnn(), small_cnn(), data, method="finetune", steps=1)

@@ -37,3 +37,15 @@ def step(description: str) -> Iterator[None]:
     log.info("%s …", description)
     yield
     log.info("%s: done in %.2f s", description, time.perf_counter() - start)
+
+
+def update(description: str) -> None:
+    """Tell the listeners how a running step is going (e.g. a training step count)."""
+    for listener in list(_listeners):
+        listener(description)
+
+
+def bar(done: int, total: int, width: int = 24) -> str:
+    """A text progress bar: ``[#######.................] 30%``."""
+    filled = round(width * done / max(total, 1))
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done / max(total, 1):.0%}"

@@ -73,7 +73,7 @@ def recover(
     Raises:
         EdgeportError: Unknown method, or fine-tuning without labels.
     """
-    from edgeport._progress import step
+    from edgeport._progress import bar, step, update
 
     if method not in METHODS:
         raise EdgeportError(f"unknown recovery {method!r}", available=", ".join(METHODS))
@@ -90,8 +90,10 @@ def recover(
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
     teacher.eval()
     student.train()
-    with step(f"recovering accuracy ({method}, {steps} steps)"):
-        for _ in range(steps):
+    label = f"recovering accuracy ({method}, {steps} steps)"
+    every = max(1, steps // 100)
+    with step(label):
+        for i in range(steps):
             pick = rng.integers(0, len(data), size=min(batch, len(data)))
             inputs = [torch.from_numpy(np.ascontiguousarray(data.arrays[n][pick])) for n in names]
             out = _logits(student(*inputs))
@@ -111,6 +113,8 @@ def recover(
             loss.backward()
             optimizer.step()
             record.losses.append(float(loss.detach()))
+            if (i + 1) % every == 0 or i + 1 == steps:
+                update(f"{label} {bar(i + 1, steps)} loss {record.losses[-1]:.4f}")
     student.eval()
     log.info("recovery %s: loss %.4f → %.4f", method, record.losses[0], record.losses[-1])
     return record
