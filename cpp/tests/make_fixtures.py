@@ -131,6 +131,11 @@ def main() -> None:
     bundle(out / "external_ok", external="weights.bin")
     bundle(out / "escape" / "b", external="../outside.bin", listed=False)
     bundle(out / "unlisted", external="weights.bin", listed=False)
+    evil = model()
+    evil.graph.node[-1].output[0] = "../../evil"
+    evil.graph.output[0].name = "../../evil"
+    (out / "evil").mkdir()
+    onnx.save(evil, str(out / "evil" / "model.onnx"))
     seeds = out / "seeds"
     seeds.mkdir()
     for i, path in enumerate(sorted(out.glob("tiny/golden/*.npy"))):

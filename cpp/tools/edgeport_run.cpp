@@ -1,6 +1,7 @@
 // edgeport-run: run, verify and benchmark an edgeport bundle from C++ (same rules and the same
 // exit codes as the Python CLI: 0 success, 1 a check failed (parity, integrity), 2 bad usage or
 // bad input).
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -157,6 +158,16 @@ void append(Array& into, const Array& more) {
     into.data.insert(into.data.end(), more.data.begin(), more.data.end());
 }
 
+// A file name for a tensor name, safe for any name a model declares ("../x" stays in DIR), the
+// same rule as the Python side's golden files.
+std::string file_name(const std::string& tensor) {
+    std::string safe;
+    for (char c : tensor)
+        safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+    if (safe.empty() || safe.find_first_not_of('.') == std::string::npos) safe = "_" + safe;
+    return safe + ".npy";
+}
+
 int cmd_run(const Args& a) {
     edgeport::Session session = open(a, a.artifacts.empty() ? "" : a.artifacts.front());
     std::map<std::string, Array> arrays;
@@ -180,7 +191,7 @@ int cmd_run(const Args& a) {
         for (size_t d = 0; d < out.shape.size(); ++d)
             std::printf("%s%lld", d ? ", " : "", static_cast<long long>(out.shape[d]));
         std::printf("] min %.6g max %.6g\n", lo, hi);
-        if (!a.output.empty()) edgeport::write_npy(fs::path(a.output) / (infos[i].name + ".npy"), out);
+        if (!a.output.empty()) edgeport::write_npy(fs::path(a.output) / file_name(infos[i].name), out);
     }
     std::printf("artifact %s on %s%s\n", session.artifact().c_str(), session.provider().c_str(),
                 a.output.empty() ? "" : (", outputs written to " + a.output).c_str());
