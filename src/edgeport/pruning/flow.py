@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from edgeport.bundle import Bundle, BundleWriter, file_record, load_bundle, sha256_file
-from edgeport.data import SampleSet, load_samples, random_inputs
+from edgeport.data import SampleSet, load_samples
 from edgeport.errors import EdgeportError
 from edgeport.pruning.core import (
     PLAN_SCHEMA,
@@ -30,7 +30,7 @@ from edgeport.pruning.core import (
 )
 from edgeport.pruning.recover import Recovery, accuracy, recover
 from edgeport.sources import LoadedModel, load_model
-from edgeport.spec import TensorSpec, apply_dynamic, parse_input
+from edgeport.spec import TensorSpec
 
 PLAN_FILE = "pruning/plan.json"
 STATE_FILE = "pruning/state_dict.safetensors"
@@ -78,7 +78,7 @@ def prune(
     """
     from edgeport import export
     from edgeport._progress import step
-    from edgeport.exporter.flow import ExportOptions
+    from edgeport.exporter.flow import ExportOptions, _as_loaded, _example_inputs, _parse_inputs
 
     options = options or PruneOptions()
     recovery = recovery or RecoverOptions()
@@ -87,17 +87,9 @@ def prune(
             f"--recover {recovery.method} needs --data",
             expected="--data samples.npz (one array per input; `labels` for finetune)",
         )
-    loaded = (
-        load_model(model, weights=weights)
-        if isinstance(model, str)
-        else LoadedModel(
-            model.eval(), f"python:{type(model).__module__}.{type(model).__qualname__}", ""
-        )
-    )
-    specs = apply_dynamic([parse_input(s) if isinstance(s, str) else s for s in inputs], dynamic)
-    sizes = {k: v for s in specs for k, v in s.examples.items()}
-    feeds = random_inputs(specs, sizes, seed=0)
-    example = tuple(torch.from_numpy(feeds[s.name]) for s in specs)
+    loaded = _as_loaded(model, weights, False)
+    specs = _parse_inputs(inputs, dynamic)
+    example = _example_inputs(specs, seed=0)
     teacher = copy.deepcopy(loaded.module).eval()
     train = load_samples(recovery.data, specs, purpose="--data") if recovery.data else None
     evals = load_samples(eval_data, specs, purpose="--eval") if eval_data else None
@@ -122,8 +114,8 @@ def prune(
         )
         if evals is not None:
             measured["accuracy_recovered"] = accuracy(loaded.module, evals)
-    pruned = LoadedModel(loaded.module, loaded.source, loaded.class_name, weights=loaded.weights)
-    bundle = export(pruned, specs, out=out, options=ExportOptions(formats=formats))
+    # The module was pruned in place: `loaded` now describes the pruned model.
+    bundle = export(loaded, specs, out=out, options=ExportOptions(formats=formats))
     return _record(bundle, result, options, record, measured)
 
 
