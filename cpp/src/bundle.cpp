@@ -181,22 +181,29 @@ std::string Bundle::default_onnx() const {
     return "onnx-fp32";
 }
 
-void Bundle::check_artifact(const Artifact& a, bool hashes) const {
-    fs::path path = inside(root, a.path, "artifact '" + a.name + "'");
-    std::vector<std::pair<fs::path, const FileRecord*>> files;
-    FileRecord self{a.path, a.sha256};
-    files.emplace_back(path, &self);
+namespace {
+
+void expect_sha256(const FileRecord& record, const std::string& actual) {
+    if (actual != record.sha256)
+        throw Error(EP_ERR_INTEGRITY, "sha256 of '" + record.path + "' is " + actual +
+                                          ", manifest says " + record.sha256 +
+                                          ": the file changed after the bundle was written; "
+                                          "re-export it, and do not run it as is");
+}
+
+}  // namespace
+
+void Bundle::check_artifact(const Artifact& a, const std::vector<unsigned char>& model_bytes,
+                            bool hashes) const {
+    inside(root, a.path, "artifact '" + a.name + "'");
+    std::vector<std::pair<fs::path, const FileRecord*>> external;
     for (const auto& record : a.external_data)
-        files.emplace_back(inside(root, record.path, "external data of '" + a.name + "'"), &record);
+        external.emplace_back(inside(root, record.path, "external data of '" + a.name + "'"),
+                              &record);
     if (!hashes) return;
-    for (const auto& [file, record] : files) {
-        std::string actual = sha256_file(file);
-        if (actual != record->sha256)
-            throw Error(EP_ERR_INTEGRITY, "sha256 of '" + record->path + "' is " + actual +
-                                              ", manifest says " + record->sha256 +
-                                              ": the file changed after the bundle was written; "
-                                              "re-export it, and do not run it as is");
-    }
+    // The model is hashed from the bytes ONNX Runtime will load, not read a second time.
+    expect_sha256({a.path, a.sha256}, sha256_hex(model_bytes.data(), model_bytes.size()));
+    for (const auto& [file, record] : external) expect_sha256(*record, sha256_file(file));
 }
 
 }  // namespace edgeport

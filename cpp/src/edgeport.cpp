@@ -244,16 +244,7 @@ Model locate(const char* path_text, const ep_options& options) {
                             "ep_options_set_artifact, e.g. onnx-fp32)");
         model.path = edgeport::inside(path, a.path, "artifact '" + name + "'");
         model.bytes = read_file(model.path);
-        if (options.verify_hashes) {
-            std::string actual = edgeport::sha256_hex(model.bytes.data(), model.bytes.size());
-            if (actual != a.sha256)
-                throw Error(EP_ERR_INTEGRITY,
-                            "sha256 of '" + a.path + "' is " + actual + ", manifest says " +
-                                a.sha256 +
-                                ": the file changed after the bundle was written; re-export it, "
-                                "and do not run it as is");
-            bundle.check_artifact(a, true);  // external data hashes
-        }
+        bundle.check_artifact(a, model.bytes, options.verify_hashes);
         for (const auto& record : a.external_data)
             recorded.insert(fs::weakly_canonical(path / record.path, ec).string());
         model.artifact = name;

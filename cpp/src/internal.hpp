@@ -110,9 +110,11 @@ struct Bundle {
     const Artifact& artifact(const std::string& name) const;  // throws NOT_FOUND
     // The default artifact: the recommended one if it is ONNX, else onnx-fp32.
     std::string default_onnx() const;
-    // Checks the artifact's sha256 and its external data's (paths and hashes). Throws
-    // Error(INTEGRITY).
-    void check_artifact(const Artifact& artifact, bool hashes) const;
+    // Checks that the artifact's and its external data's paths stay inside the bundle and,
+    // with ``hashes``, their sha256 (the model's from ``model_bytes``, the bytes that will be
+    // loaded). Throws Error(INTEGRITY).
+    void check_artifact(const Artifact& artifact, const std::vector<unsigned char>& model_bytes,
+                        bool hashes) const;
 };
 
 // ---- parity -------------------------------------------------------------------------------
