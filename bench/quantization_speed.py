@@ -1,11 +1,18 @@
 """Benchmark: int8 from `edgeport quantize` against fp32 ONNX Runtime, on this machine.
 
-Models have random weights with BatchNorm statistics re-estimated on the images (see
-`recalibrate_batchnorm`). Targets (issue 4): resnet18 static int8 ≥ 2.8× faster than fp32 at
-batch 1, mobilenet_v2 ≥ 1.8×,
-both with cosine ≥ 0.99 against eager PyTorch on real-looking inputs (crops of the two photos
-scikit-learn ships), and `--mode auto` choosing static for both; a transformer encoder
-quantized dynamically keeps cosine ≥ 0.99 and is faster than fp32 at sequence length 128.
+Targets (issue 4): resnet18 static int8 ≥ 2.8× faster than fp32 at batch 1, mobilenet_v2 ≥ 1.8×,
+both with cosine ≥ 0.99 against eager PyTorch on real inputs, and `--mode auto` choosing static
+for both; a transformer encoder quantized dynamically keeps cosine ≥ 0.99 and is faster than fp32
+at sequence length 128.
+
+Weights (nothing is downloaded): resnet18 has random weights with BatchNorm statistics measured on
+crops of the two photos scikit-learn ships (`recalibrate_batchnorm`). mobilenet_v2 is *trained*
+(about 2 minutes) on scikit-learn's digits upsampled to 3×224×224 (`train_on_digits`), because its
+random-weight version is chaotic: 0.1% input noise alone moves its logits to cosine ≈ 0.997, and
+rounding the input to 8 bits costs more than the whole 0.99 budget, so no int8 scheme can meet
+the target on it. That random-weight model is still measured and reported (no target), with the
+input-noise figure that shows why; each case reports its own input-noise cosine.
+
 Timing: interleaved blocks in one process, ONNX Runtime spinning off, a pause between blocks
 (DESIGN.md §6). Writes bench-results/quantization.json; exits 1 if a target is missed.
 
@@ -89,50 +96,113 @@ def time_pair(fp32: Path, int8: Path, feeds: dict[str, np.ndarray], blocks: int)
     }
 
 
-def cnn_case(name: str, tmp: Path, images: np.ndarray, blocks: int) -> dict[str, Any]:
+def digits_224(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits as 3×224×224 images (bilinear upsampling), split 75/25."""
+    from edgeport.demo import digits_16
+
+    def grow(x: np.ndarray) -> np.ndarray:
+        up = F.interpolate(torch.from_numpy(x), size=224, mode="bilinear")
+        return up.repeat(1, 3, 1, 1).numpy()
+
+    x_train, y_train, x_test, y_test = digits_16(seed)
+    return grow(x_train), y_train, grow(x_test), y_test
+
+
+def train_on_digits(name: str, seed: int = 0) -> torch.nn.Module:
+    """Train torchvision's ``name`` (10 classes) on digits_224: 3 epochs at 112², 1 at 224².
+
+    The last epoch runs at the benchmark's resolution, so BatchNorm statistics fit it.
+    """
     import torchvision
 
-    torch.manual_seed(0)
-    model = recalibrate_batchnorm(torchvision.models.get_model(name), images[:64])
-    out = tmp / name
+    torch.manual_seed(seed)
+    x_train, y_train, _, _ = digits_224(seed)
+    xs, ys = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    model = torchvision.models.get_model(name, num_classes=10)
+    schedule = [(112, 3), (224, 1)]
+    steps = sum(epochs for _, epochs in schedule) * -(-len(xs) // 32)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    lr = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for size, epochs in schedule:
+        for _ in range(epochs):
+            for idx in torch.randperm(len(xs), generator=generator).split(32):
+                batch = xs[idx] if size == 224 else F.interpolate(xs[idx], size=size, mode="area")
+                loss = F.cross_entropy(model(batch), ys[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                lr.step()
+    return model.eval()
+
+
+def input_noise_cosine(model: torch.nn.Module, images: np.ndarray, rel: float = 1e-3) -> float:
+    """Cosine of the model's outputs on ``images`` vs images + Gaussian noise of ``rel``·std.
+
+    A fixture sanity figure: int8 rounding of the input alone is noise of about 0.5% of its std,
+    so a model that loses 0.01 cosine to 0.1% noise cannot meet 0.99 with any int8 scheme.
+    """
+    x = torch.from_numpy(images)
+    noise = torch.from_numpy(
+        np.random.default_rng(0).standard_normal(images.shape, dtype=np.float32)
+    )
+    with torch.inference_mode():
+        clean = model(x).numpy()
+        noisy = model(x + rel * float(x.std()) * noise).numpy()
+    return float(compare("output", noisy, clean)["cosine"])
+
+
+def cnn_case(
+    model: torch.nn.Module,
+    tmp: Path,
+    calib: np.ndarray,
+    evaluation: np.ndarray,
+    blocks: int,
+    labels: np.ndarray | None = None,
+    floor: float = 0.99,
+) -> dict[str, Any]:
+    out = tmp / "bundle"
     edgeport.export(
         model,
         ["input:batch=1x3x224x224"],
         out=out,
         options=edgeport.ExportOptions(formats=("onnx",)),
     )
-    np.savez(tmp / "calib.npz", input=images[:64])
-    np.savez(tmp / "eval.npz", input=images[64:])
-    # Random weights: logits are near ties, so top-1 agreement says little; cosine decides.
-    # mobilenet_v2 with random weights does not reach 0.99 even with 16-bit activations
-    # (0.986 measured), nor with the 57 tensors whose float version helps the output at all kept
-    # in float (0.9817): int8 noise compounds through its 52 random layers. Its artifact
-    # is accepted at 0.95 here so that its speed can be measured; the 0.99 target is reported.
-    floor = 0.99 if name == "resnet18" else 0.95
+    np.savez(tmp / "calib.npz", input=calib)
+    np.savez(tmp / "eval.npz", input=evaluation)
+    # Logits of random-weight models are near ties, so top-1 agreement says little: cosine decides.
     options = QuantizeOptions(
         calib=str(tmp / "calib.npz"),
         eval=str(tmp / "eval.npz"),
         tolerance=Tolerance(min_cosine=floor),
     )
     bundle = quantize(out, options)
-    print(f"{name}: quantized", flush=True)
     (int8_name,) = [n for n in bundle.artifacts if n.startswith("onnx-int8")]
     entry = bundle.artifact(int8_name)
     with torch.inference_mode():
-        eager = model(torch.from_numpy(images[64:])).numpy()
+        eager = model(torch.from_numpy(evaluation)).numpy()
     int8 = Session(out, int8_name)
-    got = np.concatenate([int8.run(images[i : i + 1])["output"] for i in range(64, len(images))])
-    timing = time_pair(
-        bundle.path_of("onnx-fp32"), bundle.path_of(int8_name), {"input": images[:1]}, blocks
+    got = np.concatenate(
+        [int8.run(evaluation[i : i + 1])["output"] for i in range(len(evaluation))]
     )
-    return {
+    timing = time_pair(
+        bundle.path_of("onnx-fp32"), bundle.path_of(int8_name), {"input": evaluation[:1]}, blocks
+    )
+    result = {
         "mode_chosen": entry["recipe"]["mode"],
         "mode_reason": entry["recipe"]["mode_reason"],
         "cosine_vs_eager": compare("output", got, eager)["cosine"],
         "top1_agreement_vs_eager": float(np.mean(got.argmax(1) == eager.argmax(1))),
+        "input_noise_0.1%_cosine": input_noise_cosine(model, evaluation[:16]),
+        "kept_in_float": [k["tensor"] for k in entry.get("kept_in_float", [])],
         "quantize_speedup_recorded": entry["speed"]["speedup_vs_fp32"],
         **timing,
     }
+    if labels is not None:
+        result["accuracy_fp32"] = float(np.mean(eager.argmax(1) == labels))
+        result["accuracy_int8"] = float(np.mean(got.argmax(1) == labels))
+    return result
 
 
 def transformer_case(tmp: Path, blocks: int) -> dict[str, Any]:
@@ -172,14 +242,35 @@ def transformer_case(tmp: Path, blocks: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--blocks", type=int, default=30)
     parser.add_argument("--out", default="bench-results/quantization.json")
     args = parser.parse_args()
+    import torchvision
+
     images = photo_patches()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("resnet18", "mobilenet_v2"):
-            results[name] = cnn_case(name, Path(tmp), images, args.blocks)
+        torch.manual_seed(0)
+        resnet = recalibrate_batchnorm(torchvision.models.get_model("resnet18"), images[:64])
+        (case := Path(tmp) / "resnet18").mkdir()
+        results["resnet18"] = cnn_case(resnet, case, images[:64], images[64:], args.blocks)
+        print("resnet18: done", flush=True)
+        x_train, _, x_test, y_test = digits_224()
+        mobilenet = train_on_digits("mobilenet_v2")
+        (case := Path(tmp) / "mobilenet_v2").mkdir()
+        results["mobilenet_v2"] = cnn_case(
+            mobilenet, case, x_train[:64], x_test[:128], args.blocks, labels=y_test[:128]
+        )
+        print("mobilenet_v2 (trained on digits): done", flush=True)
+        torch.manual_seed(0)
+        random_mb2 = recalibrate_batchnorm(
+            torchvision.models.get_model("mobilenet_v2"), images[:64]
+        )
+        (case := Path(tmp) / "mobilenet_v2_random").mkdir()
+        # Accepted at 0.95 so that its speed and cosine are measured; no target (see above).
+        results["mobilenet_v2_random_weights"] = cnn_case(
+            random_mb2, case, images[:64], images[64:], args.blocks, floor=0.95
+        )
         results["transformer_encoder"] = transformer_case(Path(tmp), args.blocks)
     r18, mb2, enc = results["resnet18"], results["mobilenet_v2"], results["transformer_encoder"]
     targets = {
@@ -193,9 +284,16 @@ def main() -> int:
     }
     for name, r in results.items():
         cos = r.get("cosine_vs_eager", r.get("cosine_vs_fp32"))
+        extra = ""
+        if "input_noise_0.1%_cosine" in r:
+            extra += f"  (0.1% input noise alone: cosine {r['input_noise_0.1%_cosine']:.5f})"
+        if "accuracy_fp32" in r:
+            extra += (
+                f"  digits accuracy fp32 {r['accuracy_fp32']:.3f} int8 {r['accuracy_int8']:.3f}"
+            )
         print(
-            f"{name:20s} {r['mode_chosen']:8s} fp32 {r['fp32_ms']:8.3f} ms  int8 "
-            f"{r['int8_ms']:8.3f} ms  speedup {r['speedup']:.2f}×  cosine {cos:.5f}"
+            f"{name:28s} {r['mode_chosen']:8s} fp32 {r['fp32_ms']:8.3f} ms  int8 "
+            f"{r['int8_ms']:8.3f} ms  speedup {r['speedup']:.2f}×  cosine {cos:.5f}{extra}"
         )
     return finish(results, targets, args.out)
 
