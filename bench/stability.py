@@ -3,7 +3,8 @@ medians should fall inside the other run's reported 95% intervals.
 
 Issue 5 outcome 5. Uses resnet18 (random weights) fp32 and static int8 (random calibration), plus
 the eager and TorchScript baselines. Writes bench-results/stability.json; exits 1 if any median
-falls outside the other run's interval.
+falls outside the other run's interval. Each row also shows how far the latency moved between
+the halves of each run, and whether the harness flagged that drift (report "warnings").
 
     .venv/bin/python bench/stability.py [--duration 3]
 """
@@ -39,6 +40,9 @@ def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
                 "run1_in_run2_ci": sb["median_ci95_ms"][0]
                 <= sa["p50_ms"]
                 <= sb["median_ci95_ms"][1],
+                "run1_drift_pct": sa["drift_pct"],
+                "run2_drift_pct": sb["drift_pct"],
+                "drift_flagged": sa["drift_outside_ci"] or sb["drift_outside_ci"],
             }
         )
     return rows
@@ -66,8 +70,17 @@ def main() -> int:
             f"{r['run2_p50_ms']:7.3f} ms CI95 [{r['run2_ci95_ms'][0]:.3f}, "
             f"{r['run2_ci95_ms'][1]:.3f}]   "
             + ("ok" if r["run2_in_run1_ci"] and r["run1_in_run2_ci"] else "OUTSIDE")
+            + f"   drift within runs {r['run1_drift_pct']:+.1f}% / {r['run2_drift_pct']:+.1f}%"
+            + ("  (flagged unstable)" if r["drift_flagged"] else "")
         )
     print(f"{'PASS' if ok else 'FAIL'}  each run's medians inside the other run's CI95")
+    missed = [r for r in rows if not (r["run2_in_run1_ci"] and r["run1_in_run2_ci"])]
+    if missed:
+        flagged = sum(r["drift_flagged"] for r in missed)
+        print(
+            f"      {flagged} of the {len(missed)} misses were flagged by the harness itself "
+            "(latency drifted within a run by more than its CI95)"
+        )
     for run, report in enumerate(runs, 1):
         ratios = {r["variant"]: r["speedup_vs_onnx_fp32"] for r in report["results"]}
         print(

@@ -30,6 +30,37 @@ def test_call_stats_on_known_samples() -> None:
     assert 1.0 <= low <= 3.0 <= high <= 100.0
 
 
+def test_drift_within_a_run_is_measured_and_flagged() -> None:
+    import numpy as np
+
+    from edgeport.benchmarks.harness import Row, drift_warnings
+    from edgeport.benchmarks.report import markdown
+
+    rng = np.random.default_rng(0)
+    steady = [rng.normal(10.0, 0.2, 20) * 1e6 for _ in range(16)]
+    stats = call_stats(np.concatenate(steady), batch=1, blocks=steady)
+    assert abs(stats["drift_pct"]) < 1.0
+    assert stats["drift_outside_ci"] is False
+    # The machine slows by 8% halfway through: the interval cannot cover that.
+    shifted = steady[:8] + [b * 1.08 for b in steady[8:]]
+    stats = call_stats(np.concatenate(shifted), batch=1, blocks=shifted)
+    assert stats["drift_pct"] == pytest.approx(8.0, abs=1.5)
+    assert stats["drift_outside_ci"] is True
+    row = Row("onnx-fp32", "onnx", "fp32", "cpu", 1, 2, 0, 0.0, 0.0, 0.0, stats)
+    (warning,) = drift_warnings([row])
+    assert warning.startswith("onnx-fp32 (cpu, batch 1, threads 2): p50 moved +")
+    assert "more than its CI95 is wide" in warning
+    report = {
+        "model": {},
+        "environment": {"cpu": "x"},
+        "results": [],
+        "warnings": [warning],
+        "method": {"timer": "t", "blocks": 16, "pause_s": 0.1, "statistics": "s"},
+        "peak_rss_mb": 1.0,
+    }
+    assert f"> **Unstable:** {warning}" in markdown(report)
+
+
 def test_bench_measures_every_variant(exported: Exported) -> None:
     bundle = exported("small_cnn")
     options = BenchOptions(duration=0.3, blocks=4, batches=(1,))

@@ -477,6 +477,8 @@ def _print_bench(report: dict[str, Any]) -> None:
         table.add_row(*(row[i] for i in index))
     console = _console()
     console.print(table)
+    for warning in report.get("warnings") or []:
+        console.print(f"[yellow]unstable:[/] {warning}", highlight=False)
     rec = report.get("recommended") or {}
     console.print(
         f"recommended: [bold]{rec.get('artifact')}[/] — {rec.get('reason')}", highlight=False

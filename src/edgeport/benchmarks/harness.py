@@ -139,8 +139,21 @@ def call_stats(
     else:
         boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
     mean = float(ms.mean())
+    median = float(np.median(ms))
+    low, high = float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    drift: dict[str, Any] = {"drift_pct": None, "drift_outside_ci": False}
+    if blocks and len(blocks) >= 4:
+        # The machine's speed can move during a run by more than sampling noise: compare the
+        # two halves of the time-ordered blocks against the interval's width.
+        half = len(blocks) // 2
+        first = float(np.median(np.concatenate(blocks[:half]))) / 1e6
+        second = float(np.median(np.concatenate(blocks[half:]))) / 1e6
+        drift = {
+            "drift_pct": 100 * (second - first) / median if median else 0.0,
+            "drift_outside_ci": abs(second - first) > high - low,
+        }
     return {
-        "p50_ms": float(np.median(ms)),
+        "p50_ms": median,
         "p90_ms": float(np.percentile(ms, 90)),
         "p99_ms": float(np.percentile(ms, 99)),
         "mean_ms": mean,
@@ -149,8 +162,9 @@ def call_stats(
         "max_ms": float(ms.max()),
         "cv": float(ms.std() / mean) if mean else 0.0,
         "throughput_per_s": batch / (mean / 1e3) if mean else 0.0,
-        "median_ci95_ms": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+        "median_ci95_ms": [low, high],
         "calls": int(ms.size),
+        **drift,
     }
 
 
@@ -389,10 +403,24 @@ def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str,
         "options": {k: v for k, v in asdict(options).items()},
         "peak_rss_mb": peak,
         "results": [asdict(r) for r in rows],
+        "warnings": drift_warnings(rows),
         "accuracy": accuracy,
         "pruning": bundle.manifest.get("pruning"),
         "recommended": bundle.manifest.get("recommended"),
     }
+
+
+def drift_warnings(rows: list[Row]) -> list[str]:
+    """One line per row whose latency moved between the run's halves by more than its CI95."""
+    return [
+        f"{r.variant} ({r.provider}, batch {r.batch}, threads {r.threads or 'default'}): "
+        f"p50 moved {r.stats['drift_pct']:+.1f}% between the first and second half of the run, "
+        "more than its CI95 is wide. The machine's speed drifted during the run; the interval "
+        "covers sampling noise, not that drift, so a rerun may land outside it. Rerun on a "
+        "quieter machine or with a longer --duration."
+        for r in rows
+        if r.stats.get("drift_outside_ci")
+    ]
 
 
 def compare_reports(

@@ -5,7 +5,8 @@ report.json holds: ``schema``, ``bundle``, ``created``, ``model``, ``inputs``, `
 ``method`` (how timing was done), ``options``, ``peak_rss_mb``, ``results`` (one row per variant ×
 provider × batch × threads: ``stats`` in ms with ``median_ci95_ms``, ``creation_ms``, ``cold_ms``,
 ``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``, ``samples_ms``),
-``accuracy`` (per artifact, from quantization) and ``recommended``.
+``warnings`` (rows whose latency drifted during the run by more than their CI95: see
+``stats.drift_pct``), ``accuracy`` (per artifact, from quantization) and ``recommended``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"**Recommended: `{rec.get('artifact')}`** — {rec.get('reason')}",
         "",
+        *(f"> **Unstable:** {w}\n" for w in report.get("warnings") or []),
         f"Timing: {m['timer']}, {m['blocks']} interleaved blocks, {m['pause_s']} s pause, "
         f"ONNX Runtime spinning off; {m['statistics']}. Peak RSS {report['peak_rss_mb']:.0f} MiB.",
         "",
@@ -239,6 +241,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 13px; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
 th {{ background: #f0f0f0; }} td:first-child {{ text-align: left; }}
+.warn {{ background: #fff6e0; padding: 6px 12px; border-left: 4px solid #d90; }}
 .rec {{ background: #eef8ee; padding: 8px 12px; border-left: 4px solid #3a3; margin: 1em 0; }}
 figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 640px; }}
 </style></head><body>
@@ -249,6 +252,7 @@ CPU {html.escape(report["environment"]["cpu"])}.</p>
 <div class="rec" id="recommended">Recommended: <b>{html.escape(str(rec.get("artifact")))}</b>
 — {html.escape(str(rec.get("reason")))}</div>
 <table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{"".join(f'<p class="warn">Unstable: {html.escape(w)}</p>' for w in report.get("warnings") or [])}
 {_pruning_html(report.get("pruning"))}
 <p>{html.escape(report["method"]["statistics"])}; {report["method"]["blocks"]} interleaved blocks,
 ONNX Runtime spinning off. Peak RSS {report["peak_rss_mb"]:.0f} MiB.</p>
