@@ -106,6 +106,19 @@ def test_max_drop_reverts_the_sensitive_nodes(digits: dict[str, object], tmp_pat
     assert "kept in float: activation relu (alone it restores +0." in result.stdout
     assert entry["evaluation"]["drop_pp"] <= 0.5
     assert entry["speed"]["revert_latency_cost"] > 0
+    # The report lists them too (report.json, report.md, report.html).
+    from edgeport.benchmarks.harness import BenchOptions, run_bench
+    from edgeport.benchmarks.report import html_report, markdown
+
+    report = run_bench(tmp_path / "b", BenchOptions(duration=0.2, blocks=2, baselines=False))
+    listed = report["kept_in_float"]["onnx-int8-static"]
+    assert [t["tensor"] for t in listed["tensors"]] == [t["tensor"] for t in kept]
+    assert listed["latency_cost"] == entry["speed"]["revert_latency_cost"]
+    line = "onnx-int8-static: activation relu kept in float (alone it restores +0."
+    assert line in markdown(report)
+    page = html_report(report)
+    assert 'id="kept-in-float"' in page
+    assert line in page
     with pytest.raises(
         CheckFailed,
         match=r"misses the accuracy budget on 450 evaluation samples: "

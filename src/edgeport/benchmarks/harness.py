@@ -405,6 +405,14 @@ def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str,
         "results": [asdict(r) for r in rows],
         "warnings": drift_warnings(rows),
         "accuracy": accuracy,
+        "kept_in_float": {
+            name: {
+                "tensors": entry["kept_in_float"],
+                "latency_cost": entry.get("speed", {}).get("revert_latency_cost"),
+            }
+            for name, entry in bundle.artifacts.items()
+            if entry.get("kept_in_float")
+        },
         "pruning": bundle.manifest.get("pruning"),
         "recommended": bundle.manifest.get("recommended"),
     }

@@ -6,7 +6,9 @@ report.json holds: ``schema``, ``bundle``, ``created``, ``model``, ``inputs``, `
 provider × batch × threads: ``stats`` in ms with ``median_ci95_ms``, ``creation_ms``, ``cold_ms``,
 ``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``, ``samples_ms``),
 ``warnings`` (rows whose latency drifted during the run by more than their CI95: see
-``stats.drift_pct``), ``accuracy`` (per artifact, from quantization) and ``recommended``.
+``stats.drift_pct``), ``accuracy`` (per artifact, from quantization), ``kept_in_float`` (per int8
+artifact: the tensors the accuracy budget kept in float and their latency cost), ``pruning`` and
+``recommended``.
 """
 
 from __future__ import annotations
@@ -114,6 +116,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"**Recommended: `{rec.get('artifact')}`** — {rec.get('reason')}",
         "",
         *(f"> **Unstable:** {w}\n" for w in report.get("warnings") or []),
+        *(
+            ["**Kept in float by the accuracy budget:**", ""]
+            + [f"- {line}" for line in kept_in_float_lines(report)]
+            + [""]
+            if report.get("kept_in_float")
+            else []
+        ),
         f"Timing: {m['timer']}, {m['blocks']} interleaved blocks, {m['pause_s']} s pause, "
         f"ONNX Runtime spinning off; {m['statistics']}. Peak RSS {report['peak_rss_mb']:.0f} MiB.",
         "",
@@ -202,6 +211,31 @@ def plots(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def kept_in_float_lines(report: dict[str, Any]) -> list[str]:
+    """What the accuracy budget kept in float, one line per tensor, then its latency cost."""
+    lines = []
+    for name, kept in (report.get("kept_in_float") or {}).items():
+        for t in kept["tensors"]:
+            lines.append(
+                f"{name}: {t['kind']} {t['tensor']} kept in float (alone it restores "
+                f"{t['cosine_gain']:+.5f} of output cosine) → nodes {', '.join(t['nodes'])}"
+            )
+        if kept.get("latency_cost"):
+            lines.append(
+                f"{name}: latency cost of the float nodes {kept['latency_cost']:.2f}× the fully "
+                "quantized model"
+            )
+    return lines
+
+
+def _kept_html(report: dict[str, Any]) -> str:
+    lines = kept_in_float_lines(report)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f'<div id="kept-in-float">Kept in float by the accuracy budget:<ul>{items}</ul></div>'
+
+
 def _pruning_html(entry: dict[str, Any] | None) -> str:
     if not entry:
         return ""
@@ -253,6 +287,7 @@ CPU {html.escape(report["environment"]["cpu"])}.</p>
 — {html.escape(str(rec.get("reason")))}</div>
 <table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 {"".join(f'<p class="warn">Unstable: {html.escape(w)}</p>' for w in report.get("warnings") or [])}
+{_kept_html(report)}
 {_pruning_html(report.get("pruning"))}
 <p>{html.escape(report["method"]["statistics"])}; {report["method"]["blocks"]} interleaved blocks,
 ONNX Runtime spinning off. Peak RSS {report["peak_rss_mb"]:.0f} MiB.</p>
