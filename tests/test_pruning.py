@@ -157,24 +157,17 @@ def test_digits_distillation_recovers_accuracy(tmp_path: Path) -> None:
 
 
 def test_cli_prune_and_its_errors(tmp_path: Path) -> None:
-    result = run_cli(
-        "prune", "torchvision:resnet18", "--input", "input:1x3x64x64", "--ratio", "1.5",
-        "--out", str(tmp_path / "b"),
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "error: pruning ratio 1.5 is out of range (--ratio, --prune)" in result.stderr
-    result = run_cli(
-        "prune", "torchvision:resnet18", "--input", "input:1x3x64x64", "--recover", "distill",
-        "--out", str(tmp_path / "b"),
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "error: --recover distill needs --data" in result.stderr
-    result = run_cli(
-        "prune", "torchvision:resnet18", "--input", "input:1x3x64x64", "--ignore", "conv9",
-        "--out", str(tmp_path / "b"),
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "error: no module named 'conv9' in the model" in result.stderr
+    for flags, message in (
+        (("--ratio", "1.5"), "error: pruning ratio 1.5 is out of range (--ratio, --prune)"),
+        (("--recover", "distill"), "error: --recover distill needs --data"),
+        (("--ignore", "conv9"), "error: no module named 'conv9' in the model"),
+    ):
+        result = run_cli(
+            "prune", "torchvision:resnet18", "--input", "input:1x3x64x64", *flags,
+            "--out", str(tmp_path / "b"),
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert message in result.stderr
     result = run_cli(
         "prune", "torchvision:resnet18", "--input", "input:batch=1x3x64x64", "--ratio", "0.25",
         "--format", "onnx", "--out", str(tmp_path / "b"),
