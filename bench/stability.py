@@ -1,12 +1,16 @@
 """Are `edgeport bench` figures stable? Two back-to-back runs of the same bench; each run's
-medians should fall inside the other run's reported 95% intervals.
+medians should fall inside the other run's reported intervals.
 
 Issue 5 outcome 5. Uses resnet18 (random weights) fp32 and static int8 (random calibration), plus
-the eager and TorchScript baselines. Writes bench-results/stability.json; exits 1 if any median
-falls outside the other run's interval. Each row also shows how far the latency moved between
-the halves of each run, and whether the harness flagged that drift (report "warnings").
+the eager and TorchScript baselines, timed with the blocks spread over ``--spread`` seconds so
+that they sample the machine's slow drift (see the harness's docstring). Both intervals are
+checked: the CI95 of the median (a correct one holds a rerun's median only ~83% of the time,
+since the rerun has its own error) and the rerun interval, the 95% prediction interval for a
+rerun's median. Writes bench-results/stability.json; exits 1 if a median falls outside the
+other run's rerun interval. Each row also shows how far the latency moved between the halves of
+each run, and whether the harness flagged that drift (report "warnings").
 
-    .venv/bin/python bench/stability.py [--duration 3]
+    .venv/bin/python bench/stability.py [--spread 180] [--blocks 36] [--duration 6]
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from edgeport.exporter.flow import export
 from edgeport.quantization import QuantizeOptions, quantize
 
 
+def inside(median: float, bounds: list[float]) -> bool:
+    return bounds[0] <= median <= bounds[1]
+
+
 def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for ra, rb in zip(a["results"], b["results"], strict=True):
@@ -32,14 +40,14 @@ def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
                 "variant": ra["variant"],
                 "run1_p50_ms": sa["p50_ms"],
                 "run1_ci95_ms": sa["median_ci95_ms"],
+                "run1_rerun95_ms": sa["median_rerun95_ms"],
                 "run2_p50_ms": sb["p50_ms"],
                 "run2_ci95_ms": sb["median_ci95_ms"],
-                "run2_in_run1_ci": sa["median_ci95_ms"][0]
-                <= sb["p50_ms"]
-                <= sa["median_ci95_ms"][1],
-                "run1_in_run2_ci": sb["median_ci95_ms"][0]
-                <= sa["p50_ms"]
-                <= sb["median_ci95_ms"][1],
+                "run2_rerun95_ms": sb["median_rerun95_ms"],
+                "ci95_both_ways": inside(sb["p50_ms"], sa["median_ci95_ms"])
+                and inside(sa["p50_ms"], sb["median_ci95_ms"]),
+                "rerun95_both_ways": inside(sb["p50_ms"], sa["median_rerun95_ms"])
+                and inside(sa["p50_ms"], sb["median_rerun95_ms"]),
                 "run1_drift_pct": sa["drift_pct"],
                 "run2_drift_pct": sb["drift_pct"],
                 "drift_flagged": sa["drift_outside_ci"] or sb["drift_outside_ci"],
@@ -50,31 +58,40 @@ def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=3.0)
-    parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--blocks", type=int, default=36)
+    parser.add_argument("--spread", type=float, default=180.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "b"
         export("torchvision:resnet18", ["input:1x3x224x224"], out=out)
         quantize(out, QuantizeOptions(calib="random"))
-        options = BenchOptions(duration=args.duration, blocks=args.blocks)
+        options = BenchOptions(duration=args.duration, blocks=args.blocks, spread=args.spread)
         runs = [run_bench(out, options) for _ in range(2)]
     rows = cross_check(*runs)
-    ok = all(r["run2_in_run1_ci"] and r["run1_in_run2_ci"] for r in rows)
+    ok = all(r["rerun95_both_ways"] for r in rows)
     Path("bench-results").mkdir(exist_ok=True)
     Path("bench-results/stability.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"blocks spread over {args.spread:g} s per run, {args.blocks} blocks")
     for r in rows:
         print(
             f"{r['variant']:18s} run1 p50 {r['run1_p50_ms']:7.3f} ms CI95 "
-            f"[{r['run1_ci95_ms'][0]:.3f}, {r['run1_ci95_ms'][1]:.3f}]   run2 p50 "
-            f"{r['run2_p50_ms']:7.3f} ms CI95 [{r['run2_ci95_ms'][0]:.3f}, "
-            f"{r['run2_ci95_ms'][1]:.3f}]   "
-            + ("ok" if r["run2_in_run1_ci"] and r["run1_in_run2_ci"] else "OUTSIDE")
-            + f"   drift within runs {r['run1_drift_pct']:+.1f}% / {r['run2_drift_pct']:+.1f}%"
+            f"[{r['run1_ci95_ms'][0]:.3f}, {r['run1_ci95_ms'][1]:.3f}] rerun95 "
+            f"[{r['run1_rerun95_ms'][0]:.3f}, {r['run1_rerun95_ms'][1]:.3f}]"
+        )
+        print(
+            f"{'':18s} run2 p50 {r['run2_p50_ms']:7.3f} ms CI95 "
+            f"[{r['run2_ci95_ms'][0]:.3f}, {r['run2_ci95_ms'][1]:.3f}] rerun95 "
+            f"[{r['run2_rerun95_ms'][0]:.3f}, {r['run2_rerun95_ms'][1]:.3f}]   "
+            f"CI95 {'ok' if r['ci95_both_ways'] else 'OUTSIDE'}, "
+            f"rerun95 {'ok' if r['rerun95_both_ways'] else 'OUTSIDE'}"
+            f"   drift within runs {r['run1_drift_pct']:+.1f}% / {r['run2_drift_pct']:+.1f}%"
             + ("  (flagged unstable)" if r["drift_flagged"] else "")
         )
-    print(f"{'PASS' if ok else 'FAIL'}  each run's medians inside the other run's CI95")
-    missed = [r for r in rows if not (r["run2_in_run1_ci"] and r["run1_in_run2_ci"])]
+    ci_ok = sum(r["ci95_both_ways"] for r in rows)
+    print(f"      each run's median inside the other run's CI95: {ci_ok} of {len(rows)}")
+    print(f"{'PASS' if ok else 'FAIL'}  each run's medians inside the other run's rerun interval")
+    missed = [r for r in rows if not r["rerun95_both_ways"]]
     if missed:
         flagged = sum(r["drift_flagged"] for r in missed)
         print(

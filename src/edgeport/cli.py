@@ -397,6 +397,14 @@ def _bench_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -> No
         default=None,
         help="seconds of timed calls per variant per configuration (2)",
     )
+    p.add_argument("--blocks", type=int, default=None, help="interleaved timing blocks (8)")
+    p.add_argument(
+        "--spread",
+        type=float,
+        default=None,
+        help="wall-clock seconds to spread the blocks over, so that they sample a shared "
+        "machine's drift (0: back to back)",
+    )
     p.add_argument("--allow-fallback", action="store_true", default=None)
     p.add_argument(
         "--no-baselines",
@@ -427,6 +435,8 @@ def _bench_options(args: argparse.Namespace, base: Any = None) -> Any:
         "warmup": args.warmup,
         "iters": args.iters,
         "duration": args.duration,
+        "blocks": args.blocks,
+        "spread": args.spread,
         "allow_fallback": args.allow_fallback,
         "baselines": False if args.no_baselines else None,
     }

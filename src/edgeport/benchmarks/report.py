@@ -3,7 +3,8 @@ for a PR) and report.html (one self-contained file: tables and matplotlib plots 
 
 report.json holds: ``schema``, ``bundle``, ``created``, ``model``, ``inputs``, ``environment``,
 ``method`` (how timing was done), ``options``, ``peak_rss_mb``, ``results`` (one row per variant ×
-provider × batch × threads: ``stats`` in ms with ``median_ci95_ms``, ``creation_ms``, ``cold_ms``,
+provider × batch × threads: ``stats`` in ms with ``median_ci95_ms`` and ``median_rerun95_ms``
+(where a rerun's median should land), ``drift_pct``, ``creation_ms``, ``cold_ms``,
 ``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``, ``samples_ms``),
 ``warnings`` (rows whose latency drifted during the run by more than their CI95: see
 ``stats.drift_pct``), ``accuracy`` (per artifact, from quantization), ``kept_in_float`` (per int8
@@ -28,6 +29,8 @@ COLUMNS = (
     "batch",
     "threads",
     "p50 ms",
+    "p50 CI95",
+    "rerun 95%",
     "p90 ms",
     "p99 ms",
     "CV",
@@ -62,6 +65,8 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
                 str(r["batch"]),
                 str(r["threads"] or "default"),
                 f"{s['p50_ms']:.3f}",
+                _interval(s.get("median_ci95_ms")),
+                _interval(s.get("median_rerun95_ms")),
                 f"{s['p90_ms']:.3f}",
                 f"{s['p99_ms']:.3f}",
                 f"{s['cv']:.2f}",
@@ -90,6 +95,10 @@ def accuracy_text(report: dict[str, Any], row: dict[str, Any]) -> str:
 
 def _ratio(value: float | None) -> str:
     return f"{value:.2f}×" if value else "–"
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return f"{bounds[0]:.3f}–{bounds[1]:.3f}" if bounds else "—"
 
 
 def _size(n: int) -> str:
@@ -124,7 +133,9 @@ def markdown(report: dict[str, Any]) -> str:
             else []
         ),
         f"Timing: {m['timer']}, {m['blocks']} interleaved blocks, {m['pause_s']} s pause, "
-        f"ONNX Runtime spinning off; {m['statistics']}. Peak RSS {report['peak_rss_mb']:.0f} MiB.",
+        + (f"spread over {m['spread_s']:g} s, " if m.get("spread_s") else "")
+        + f"ONNX Runtime spinning off; {m['statistics']}. "
+        f"Peak RSS {report['peak_rss_mb']:.0f} MiB.",
         "",
     ]
     return "\n".join(lines)
