@@ -8,7 +8,8 @@ checked: the CI95 of the median (a correct one holds a rerun's median only ~83% 
 since the rerun has its own error) and the rerun interval, the 95% prediction interval for a
 rerun's median. Writes bench-results/stability.json; exits 1 if a median falls outside the
 other run's rerun interval. Each row also shows how far the latency moved between the halves of
-each run, and whether the harness flagged that drift (report "warnings").
+each run, and whether the harness flagged that drift (report "warnings"), and the speed-ups vs
+onnx-fp32 are checked the same way against their own rerun intervals (paired blocks).
 
     .venv/bin/python bench/stability.py [--spread 180] [--blocks 36] [--duration 6]
 """
@@ -56,6 +57,27 @@ def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def speedup_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for ra, rb in zip(a["results"], b["results"], strict=True):
+        ia = ra["speedup_intervals"].get("vs_onnx-fp32")
+        ib = rb["speedup_intervals"].get("vs_onnx-fp32")
+        if not ia or not ib:
+            continue
+        sa, sb = ra["speedup_vs_onnx_fp32"], rb["speedup_vs_onnx_fp32"]
+        rows.append(
+            {
+                "variant": ra["variant"],
+                "run1": sa,
+                "run1_rerun95": ia["rerun95"],
+                "run2": sb,
+                "run2_rerun95": ib["rerun95"],
+                "both_ways": inside(sb, ia["rerun95"]) and inside(sa, ib["rerun95"]),
+            }
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=6.0)
@@ -71,7 +93,9 @@ def main() -> int:
     rows = cross_check(*runs)
     ok = all(r["rerun95_both_ways"] for r in rows)
     Path("bench-results").mkdir(exist_ok=True)
-    Path("bench-results/stability.json").write_text(json.dumps(rows, indent=2) + "\n")
+    Path("bench-results/stability.json").write_text(
+        json.dumps({"medians": rows, "speedups": speedup_check(*runs)}, indent=2) + "\n"
+    )
     print(f"blocks spread over {args.spread:g} s per run, {args.blocks} blocks")
     for r in rows:
         print(
@@ -98,12 +122,16 @@ def main() -> int:
             f"      {flagged} of the {len(missed)} misses were flagged by the harness itself "
             "(latency drifted within a run by more than its CI95)"
         )
-    for run, report in enumerate(runs, 1):
-        ratios = {r["variant"]: r["speedup_vs_onnx_fp32"] for r in report["results"]}
+    speedups = speedup_check(*runs)
+    for r in speedups:
         print(
-            f"run {run} speed-ups vs onnx-fp32: "
-            + ", ".join(f"{k} {v:.3f}×" for k, v in ratios.items())
+            f"speed-up of {r['variant']:18s} vs onnx-fp32: run1 {r['run1']:.3f}× rerun95 "
+            f"[{r['run1_rerun95'][0]:.3f}, {r['run1_rerun95'][1]:.3f}]   run2 {r['run2']:.3f}× "
+            f"rerun95 [{r['run2_rerun95'][0]:.3f}, {r['run2_rerun95'][1]:.3f}]   "
+            + ("ok" if r["both_ways"] else "OUTSIDE")
         )
+    held = sum(r["both_ways"] for r in speedups)
+    print(f"      speed-ups inside the other run's rerun interval: {held} of {len(speedups)}")
     return 0 if ok else 1
 
 

@@ -57,6 +57,26 @@ def test_rerun_interval_holds_a_rerun_median_where_the_ci95_cannot() -> None:
     assert 1.2 < float(np.median(widths)) < 1.7  # about √2 wider
 
 
+def test_speedup_interval_cancels_drift_both_variants_share() -> None:
+    import numpy as np
+
+    from edgeport.benchmarks.harness import speedup_intervals
+
+    rng = np.random.default_rng(3)
+    machine = 1 + 0.08 * np.sin(np.arange(24) / 3)  # a slow ±8% swing, common to both
+    fp32 = [m * rng.lognormal(np.log(18.0), 0.03, 12) for m in machine]
+    int8 = [m * rng.lognormal(np.log(6.0), 0.03, 12) for m in machine]
+    out = speedup_intervals(fp32, int8)
+    low, high = out["ci95"]
+    assert low < 3.0 < high
+    assert (high - low) / 3.0 < 0.04  # the swing cancels in the ratio...
+    latency = call_stats(np.concatenate(int8) * 1e6, batch=1, blocks=[b * 1e6 for b in int8])
+    lat_low, lat_high = latency["median_ci95_ms"]
+    assert (lat_high - lat_low) / latency["p50_ms"] > 2 * (high - low) / 3.0  # ...not in one
+    rlow, rhigh = out["rerun95"]
+    assert rhigh - rlow > high - low
+
+
 def test_drift_within_a_run_is_measured_and_flagged() -> None:
     import numpy as np
 
@@ -104,6 +124,10 @@ def test_bench_measures_every_variant(exported: Exported) -> None:
     onnx = rows["onnx-fp32"]
     assert onnx["speedup_vs_eager"] == pytest.approx(eager / onnx["stats"]["p50_ms"])
     assert onnx["speedup_vs_onnx_fp32"] == 1.0
+    assert set(onnx["speedup_intervals"]) == {"vs_eager-fp32"}
+    low, high = onnx["speedup_intervals"]["vs_eager-fp32"]["ci95"]
+    assert 0 < low < high
+    assert set(rows["eager-fp32"]["speedup_intervals"]) == {"vs_onnx-fp32"}
     assert onnx["size_bytes"] == bundle.artifact("onnx-fp32")["size_bytes"]
     assert report["schema"] == "edgeport.report/1"
     assert report["method"]["onnxruntime_spinning"] is False

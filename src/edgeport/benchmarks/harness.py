@@ -112,6 +112,7 @@ class Row:
     samples_ms: list[float] = field(default_factory=list)
     speedup_vs_eager: float | None = None
     speedup_vs_onnx_fp32: float | None = None
+    speedup_intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def rss_mb() -> tuple[float, float]:
@@ -169,9 +170,7 @@ def call_stats(
         boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
     mean = float(ms.mean())
     median = float(np.median(ms))
-    low, high = float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
-    differences = boots - rng.permutation(boots)
-    rerun = [median + float(np.percentile(differences, q)) for q in (2.5, 97.5)]
+    (low, high), rerun = intervals(median, boots, rng)
     drift: dict[str, Any] = {"drift_pct": None, "drift_outside_ci": False}
     if blocks and len(blocks) >= 4:
         # The machine's speed can move during a run by more than sampling noise: compare the
@@ -198,6 +197,45 @@ def call_stats(
         "calls": int(ms.size),
         **drift,
     }
+
+
+def intervals(
+    point: float, boots: np.ndarray, rng: np.random.Generator
+) -> tuple[list[float], list[float]]:
+    """(CI95, rerun interval) from bootstrap replicates of a statistic whose value is ``point``.
+
+    The rerun interval adds to ``point`` the 2.5–97.5% range of the difference of two
+    independent replicates: where the statistic of a second run should land.
+    """
+    ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+    differences = boots - rng.permutation(boots)
+    return ci, [point + float(np.percentile(differences, q)) for q in (2.5, 97.5)]
+
+
+def speedup_intervals(
+    base: list[np.ndarray], candidate: list[np.ndarray], seed: int = 0
+) -> dict[str, list[float]]:
+    """CI95 and rerun interval of median(base) / median(candidate), from blocks timed in turn.
+
+    Block ``i`` of both variants ran back to back, so both are resampled with the same picks:
+    a slow spell of the machine slows both and cancels in the ratio, which is why speed-ups
+    repeat across runs far better than absolute latencies on a drifting machine.
+    """
+    n = min(len(base), len(candidate))
+    if n < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    picks = moving_block_picks(n, rng)
+    point = float(np.median(np.concatenate(base)) / np.median(np.concatenate(candidate)))
+    boots = np.array(
+        [
+            np.median(np.concatenate([base[i] for i in row]))
+            / np.median(np.concatenate([candidate[i] for i in row]))
+            for row in picks
+        ]
+    )
+    ci, rerun = intervals(point, boots, rng)
+    return {"ci95": ci, "rerun95": rerun}
 
 
 def run_bench(
@@ -372,10 +410,16 @@ def _measure(
             time.sleep(options.pause)
     if default_threads is not None:
         torch.set_num_threads(default_threads)
+    timed = {name: [np.asarray(b, dtype=np.float64) for b in samples[name]] for name in rows}
     for name, row in rows.items():
-        blocks = [np.asarray(b, dtype=np.float64) for b in samples[name]]
+        blocks = timed[name]
         array = np.concatenate(blocks)
         row.stats = call_stats(array, batch, blocks)
+        row.speedup_intervals = {
+            f"vs_{base}": speedup_intervals(timed[base], blocks)
+            for base in ("eager-fp32", "onnx-fp32")
+            if base in timed and base != name
+        }
         step = max(1, array.size // MAX_SAMPLES_KEPT)
         row.samples_ms = [round(float(v) / 1e6, 4) for v in array[::step]]
     return list(rows.values())

@@ -5,7 +5,9 @@ report.json holds: ``schema``, ``bundle``, ``created``, ``model``, ``inputs``, `
 ``method`` (how timing was done), ``options``, ``peak_rss_mb``, ``results`` (one row per variant ×
 provider × batch × threads: ``stats`` in ms with ``median_ci95_ms`` and ``median_rerun95_ms``
 (where a rerun's median should land), ``drift_pct``, ``creation_ms``, ``cold_ms``,
-``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``, ``samples_ms``),
+``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``,
+``speedup_intervals`` (``vs_eager-fp32`` / ``vs_onnx-fp32``: ``ci95`` and ``rerun95`` of each
+speed-up, from the paired blocks), ``samples_ms``),
 ``warnings`` (rows whose latency drifted during the run by more than their CI95: see
 ``stats.drift_pct``), ``accuracy`` (per artifact, from quantization), ``kept_in_float`` (per int8
 artifact: the tensors the accuracy budget kept in float and their latency cost), ``pruning`` and
