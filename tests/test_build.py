@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_cli
 from edgeport.errors import EdgeportError
-from edgeport.pipeline import load_config, options_from_config
+from edgeport.pipeline import load_config, options_from_config, recommend_from_bench
 
 
 def test_config_unknown_key_is_named(tmp_path: Path) -> None:
@@ -113,3 +113,36 @@ def test_build_with_prune(tmp_path: Path) -> None:
     assert "onnx-int8-static" in manifest["artifacts"]
     rows = {r["variant"]: r for r in json.loads((out / "report.json").read_text())["results"]}
     assert rows["eager-fp32"]["size_bytes"] > 2 * rows["onnx-fp32"]["size_bytes"]
+
+
+def test_recommendation_needs_a_speedup_clear_of_its_interval() -> None:
+    def bench(int8_p50: float, ci: list[float]) -> dict[str, object]:
+        row = {"provider": "cpu", "batch": 1, "threads": 0, "speedup_intervals": {}}
+        return {
+            "results": [
+                {**row, "variant": "onnx-fp32", "stats": {"p50_ms": 18.0}},
+                {
+                    **row,
+                    "variant": "onnx-int8-static",
+                    "stats": {"p50_ms": int8_p50},
+                    "speedup_intervals": {"vs_onnx-fp32": {"ci95": ci}},
+                },
+            ]
+        }
+
+    artifacts = {
+        "onnx-fp32": {"format": "onnx", "passed": True},
+        "onnx-int8-static": {"format": "onnx", "passed": True},
+    }
+    clear = recommend_from_bench(artifacts, bench(6.0, [2.9, 3.1]))
+    assert clear["artifact"] == "onnx-int8-static"
+    assert (
+        "p50 3.00× faster than fp32 ONNX (cpu, batch 1, threads default, CI95 2.90–3.10×"
+        in (clear["reason"])
+    )
+    marginal = recommend_from_bench(artifacts, bench(17.0, [0.97, 1.12]))
+    assert marginal == {
+        "artifact": "onnx-fp32",
+        "reason": "onnx-int8-static measured 1.06× faster than fp32 ONNX (cpu, batch 1, "
+        "threads default, CI95 0.97–1.12×), not clearly faster: the interval reaches 1×",
+    }

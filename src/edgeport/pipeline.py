@@ -193,7 +193,8 @@ def recommend_from_bench(
     artifacts: dict[str, dict[str, Any]], bench: dict[str, Any]
 ) -> dict[str, Any]:
     """The fastest ONNX artifact within its accuracy budget, by the bench's p50 at the first
-    configuration measured (fp32 ONNX when nothing else is faster)."""
+    configuration measured (fp32 ONNX when nothing else is faster, or when the speed-up's CI95
+    reaches down to 1×: not clearly faster)."""
     rows = bench["results"]
     if not rows:
         return {"artifact": "onnx-fp32", "reason": "nothing was benchmarked"}
@@ -218,10 +219,18 @@ def recommend_from_bench(
         }
     gain = fp32["stats"]["p50_ms"] / config[best]["stats"]["p50_ms"]
     where = f"{first[0]}, batch {first[1]}, threads {first[2] or 'default'}"
+    interval = config[best].get("speedup_intervals", {}).get("vs_onnx-fp32", {}).get("ci95")
+    ci = f", CI95 {interval[0]:.2f}–{interval[1]:.2f}×" if interval else ""
+    if interval and interval[0] <= 1.0:
+        return {
+            "artifact": "onnx-fp32",
+            "reason": f"{best} measured {gain:.2f}× faster than fp32 ONNX ({where}{ci}), "
+            "not clearly faster: the interval reaches 1×",
+        }
     return {
         "artifact": best,
         "reason": f"fastest within its accuracy budget: p50 {gain:.2f}× "
-        f"faster than fp32 ONNX ({where}; edgeport bench, interleaved)",
+        f"faster than fp32 ONNX ({where}{ci}; edgeport bench, interleaved)",
     }
 
 
