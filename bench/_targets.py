@@ -1,10 +1,22 @@
-"""Shared ending of the benchmark scripts: save the results, print PASS/FAIL per target."""
+"""Shared parts of the benchmark scripts: the resnet18 test bundle, and the ending (save the
+results, print PASS/FAIL per target)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+
+def resnet18_bundle(out: Path) -> Path:
+    """resnet18 (random weights) exported to ``out`` with fp32 and static int8 (random
+    calibration): the bundle the stability and drift benches time."""
+    from edgeport.exporter.flow import export
+    from edgeport.quantization import QuantizeOptions, quantize
+
+    export("torchvision:resnet18", ["input:1x3x224x224"], out=out)
+    quantize(out, QuantizeOptions(calib="random"))
+    return out
 
 
 def finish(results: dict[str, Any], targets: dict[str, bool], out: str) -> int:

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeport.exporter.flow import export
-from edgeport.quantization import QuantizeOptions, quantize
+from _targets import resnet18_bundle
 from edgeport.runtime import Session, SessionOptions
 
 WINDOWS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -46,9 +45,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "b"
-        export("torchvision:resnet18", ["input:1x3x224x224"], out=out)
-        quantize(out, QuantizeOptions(calib="random"))
+        out = resnet18_bundle(Path(tmp) / "b")
         feeds = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224), np.float32)}
         options = SessionOptions(spinning=False)
         runs = {

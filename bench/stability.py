@@ -23,13 +23,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from _targets import resnet18_bundle
 from edgeport.benchmarks.harness import BenchOptions, run_bench
-from edgeport.exporter.flow import export
-from edgeport.quantization import QuantizeOptions, quantize
 
 
 def inside(median: float, bounds: list[float]) -> bool:
     return bounds[0] <= median <= bounds[1]
+
+
+def span(bounds: list[float]) -> str:
+    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
 def cross_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,9 +88,7 @@ def main() -> int:
     parser.add_argument("--spread", type=float, default=180.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "b"
-        export("torchvision:resnet18", ["input:1x3x224x224"], out=out)
-        quantize(out, QuantizeOptions(calib="random"))
+        out = resnet18_bundle(Path(tmp) / "b")
         options = BenchOptions(duration=args.duration, blocks=args.blocks, spread=args.spread)
         runs = [run_bench(out, options) for _ in range(2)]
     rows = cross_check(*runs)
@@ -98,15 +99,13 @@ def main() -> int:
     )
     print(f"blocks spread over {args.spread:g} s per run, {args.blocks} blocks")
     for r in rows:
+        for run, label in ((1, r["variant"]), (2, "")):
+            print(
+                f"{label:18s} run{run} p50 {r[f'run{run}_p50_ms']:7.3f} ms CI95 "
+                f"{span(r[f'run{run}_ci95_ms'])} rerun95 {span(r[f'run{run}_rerun95_ms'])}",
+                end="\n" if run == 1 else "   ",
+            )
         print(
-            f"{r['variant']:18s} run1 p50 {r['run1_p50_ms']:7.3f} ms CI95 "
-            f"[{r['run1_ci95_ms'][0]:.3f}, {r['run1_ci95_ms'][1]:.3f}] rerun95 "
-            f"[{r['run1_rerun95_ms'][0]:.3f}, {r['run1_rerun95_ms'][1]:.3f}]"
-        )
-        print(
-            f"{'':18s} run2 p50 {r['run2_p50_ms']:7.3f} ms CI95 "
-            f"[{r['run2_ci95_ms'][0]:.3f}, {r['run2_ci95_ms'][1]:.3f}] rerun95 "
-            f"[{r['run2_rerun95_ms'][0]:.3f}, {r['run2_rerun95_ms'][1]:.3f}]   "
             f"CI95 {'ok' if r['ci95_both_ways'] else 'OUTSIDE'}, "
             f"rerun95 {'ok' if r['rerun95_both_ways'] else 'OUTSIDE'}"
             f"   drift within runs {r['run1_drift_pct']:+.1f}% / {r['run2_drift_pct']:+.1f}%"
@@ -126,9 +125,8 @@ def main() -> int:
     for r in speedups:
         print(
             f"speed-up of {r['variant']:18s} vs onnx-fp32: run1 {r['run1']:.3f}× rerun95 "
-            f"[{r['run1_rerun95'][0]:.3f}, {r['run1_rerun95'][1]:.3f}]   run2 {r['run2']:.3f}× "
-            f"rerun95 [{r['run2_rerun95'][0]:.3f}, {r['run2_rerun95'][1]:.3f}]   "
-            + ("ok" if r["both_ways"] else "OUTSIDE")
+            f"{span(r['run1_rerun95'])}   run2 {r['run2']:.3f}× rerun95 "
+            f"{span(r['run2_rerun95'])}   " + ("ok" if r["both_ways"] else "OUTSIDE")
         )
     held = sum(r["both_ways"] for r in speedups)
     print(f"      speed-ups inside the other run's rerun interval: {held} of {len(speedups)}")
