@@ -6,7 +6,7 @@ Per configuration (provider × batch × threads), each variant is created (timed
 between blocks and ONNX Runtime's thread spinning off, so that variants do not steal each other's
 cores. Statistics come from the individual calls; comparisons are ratios of medians.
 
-A shared machine's speed also drifts over minutes (on the 2-core VM this was written on: ±7% in
+A shared machine's speed also drifts over minutes (on the 2-core VM this was written on: ±5–7% in
 a cycle of about two minutes, all variants together). A run of a few seconds sees one phase of
 that drift, and no statistic computed from it can know about the others. ``spread`` spaces the
 blocks out over a longer wall-clock span (the machine idles in between), so that the blocks
@@ -140,6 +140,11 @@ def moving_block_picks(n: int, rng: np.random.Generator, draws: int = 1000) -> n
     return picks.reshape(draws, -1)[:, :n]
 
 
+def resampled_medians(blocks: list[np.ndarray], picks: np.ndarray) -> np.ndarray:
+    """The median of the calls in each resample (one row of ``picks``: block indices)."""
+    return np.array([np.median(np.concatenate([blocks[i] for i in row])) for row in picks])
+
+
 def call_stats(
     samples_ns: np.ndarray, batch: int, blocks: list[np.ndarray] | None = None, seed: int = 0
 ) -> dict[str, Any]:
@@ -164,8 +169,7 @@ def call_stats(
     rng = np.random.default_rng(seed)
     if blocks and len(blocks) > 1:
         block_ms = [np.asarray(b, dtype=np.float64) / 1e6 for b in blocks]
-        picks = moving_block_picks(len(block_ms), rng)
-        boots = np.array([np.median(np.concatenate([block_ms[i] for i in row])) for row in picks])
+        boots = resampled_medians(block_ms, moving_block_picks(len(block_ms), rng))
     else:
         boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
     mean = float(ms.mean())
@@ -227,13 +231,7 @@ def speedup_intervals(
     rng = np.random.default_rng(seed)
     picks = moving_block_picks(n, rng)
     point = float(np.median(np.concatenate(base)) / np.median(np.concatenate(candidate)))
-    boots = np.array(
-        [
-            np.median(np.concatenate([base[i] for i in row]))
-            / np.median(np.concatenate([candidate[i] for i in row]))
-            for row in picks
-        ]
-    )
+    boots = resampled_medians(base, picks) / resampled_medians(candidate, picks)
     ci, rerun = intervals(point, boots, rng)
     return {"ci95": ci, "rerun95": rerun}
 
