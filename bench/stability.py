@@ -11,7 +11,7 @@ other run's rerun interval. Each row also shows how far the latency moved betwee
 each run, and whether the harness flagged that drift (report "warnings"), and the speed-ups vs
 onnx-fp32 are checked the same way against their own rerun intervals (paired blocks).
 
-    .venv/bin/python bench/stability.py [--spread 180] [--blocks 36] [--duration 6]
+    .venv/bin/python bench/stability.py [--spread 300] [--blocks 48] [--duration 8]
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def speedup_check(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=6.0)
-    parser.add_argument("--blocks", type=int, default=36)
-    parser.add_argument("--spread", type=float, default=180.0)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--blocks", type=int, default=48)
+    parser.add_argument("--spread", type=float, default=300.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = resnet18_bundle(Path(tmp) / "b")

@@ -501,7 +501,7 @@ def drift_warnings(rows: list[Row], spread: float = 0.0) -> list[str]:
     advice = (
         f"Spread the blocks over a longer span than {spread:g} s"
         if spread
-        else "Spread the blocks over the machine's drift (--spread 180)"
+        else "Spread the blocks over the machine's drift (--spread 300)"
     )
     return [
         f"{r.variant} ({r.provider}, batch {r.batch}, threads {r.threads or 'default'}): "
