@@ -121,7 +121,6 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
     rec = report.get("recommended") or {}
-    m = report["method"]
     lines += [
         "",
         f"**Recommended: `{rec.get('artifact')}`** — {rec.get('reason')}",
@@ -134,13 +133,21 @@ def markdown(report: dict[str, Any]) -> str:
             if report.get("kept_in_float")
             else []
         ),
-        f"Timing: {m['timer']}, {m['blocks']} interleaved blocks, {m['pause_s']} s pause, "
-        + (f"spread over {m['spread_s']:g} s, " if m.get("spread_s") else "")
-        + f"ONNX Runtime spinning off; {m['statistics']}. "
-        f"Peak RSS {report['peak_rss_mb']:.0f} MiB.",
+        method_text(report),
         "",
     ]
     return "\n".join(lines)
+
+
+def method_text(report: dict[str, Any]) -> str:
+    """How the timing was done, one sentence (report.md and report.html)."""
+    m = report["method"]
+    spread = f"spread over {m['spread_s']:g} s, " if m.get("spread_s") else ""
+    return (
+        f"Timing: {m['timer']}, {m['blocks']} interleaved blocks, {m['pause_s']} s pause, "
+        f"{spread}ONNX Runtime spinning off; {m['statistics']}. "
+        f"Peak RSS {report['peak_rss_mb']:.0f} MiB."
+    )
 
 
 def _png(fig: Any) -> str:
@@ -302,8 +309,7 @@ CPU {html.escape(report["environment"]["cpu"])}.</p>
 {"".join(f'<p class="warn">Unstable: {html.escape(w)}</p>' for w in report.get("warnings") or [])}
 {_kept_html(report)}
 {_pruning_html(report.get("pruning"))}
-<p>{html.escape(report["method"]["statistics"])}; {report["method"]["blocks"]} interleaved blocks,
-ONNX Runtime spinning off. Peak RSS {report["peak_rss_mb"]:.0f} MiB.</p>
+<p>{html.escape(method_text(report))}</p>
 {figures}
 <script>
 // Marks each plot with its decoded width, so a headless browser can check the plots rendered.
