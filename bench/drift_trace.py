@@ -75,19 +75,13 @@ def main() -> None:
     result = {}
     for name, rows in trace.items():
         blocks = [np.asarray(t, dtype=np.float64) / 1e6 for _, t in rows]
-        stamps = np.array([s for s, _ in rows])
-        bins = [
+        bin_of = np.array([int(s // 20) for s, _ in rows])
+        bins = [  # whole 20 s bins only: the last one may be cut short
             round(
-                float(
-                    np.median(
-                        np.concatenate(
-                            [b for b, s in zip(blocks, stamps, strict=True) if a <= s < a + 20]
-                        )
-                    )
-                ),
+                float(np.median(np.concatenate([blocks[j] for j in np.flatnonzero(bin_of == i)]))),
                 3,
             )
-            for a in range(0, int(stamps[-1]) - 19, 20)
+            for i in range(bin_of[-1])
         ]
         allan = allan_pct(blocks)
         result[name] = {"bins_20s_ms": bins, "allan_pct": allan, "blocks": len(blocks)}
