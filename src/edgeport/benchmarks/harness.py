@@ -10,7 +10,9 @@ A shared machine's speed also drifts over minutes (on the 2-core VM this was wri
 a cycle of about two minutes, all variants together). A run of a few seconds sees one phase of
 that drift, and no statistic computed from it can know about the others. ``spread`` spaces the
 blocks out over a longer wall-clock span (the machine idles in between), so that the blocks
-sample the drift, the median averages over it, and the intervals include it.
+sample the drift, the median averages over it, and the intervals include it. Drift slower than
+that still moves a rerun's median: the rerun interval is widened by the drift the run's own parts
+show beyond sampling noise (:func:`slow_drift`).
 """
 
 from __future__ import annotations
@@ -145,8 +147,71 @@ def resampled_medians(blocks: list[np.ndarray], picks: np.ndarray) -> np.ndarray
     return np.array([np.median(np.concatenate([blocks[i] for i in row])) for row in picks])
 
 
+CUTS = {2: "halves", 4: "quarters", 8: "eighths"}
+
+
+def drift_evidence(
+    part_value: Callable[[np.ndarray], float], n: int, point: float, boots: np.ndarray
+) -> dict[str, tuple[float, float]]:
+    """How much the run's parts differ, against how much sampling noise would make them differ.
+
+    The run's ``n`` time-ordered blocks are cut into halves, quarters and eighths (parts of at
+    least two blocks); ``part_value`` gives the statistic of the blocks at the indices it is
+    handed. Per cut: the Allan variance (half the mean squared change between adjacent parts)
+    and the sampling noise a part carries (the number of parts times the bootstrap variance of
+    the whole run's statistic), both over ``point``².
+    """
+    evidence = {}
+    for parts, cut in CUTS.items():
+        if n < 2 * parts or not point:
+            break
+        values = [part_value(g) for g in np.array_split(np.arange(n), parts)]
+        allan = float(np.mean(np.diff(values) ** 2) / 2)
+        evidence[cut] = (allan / point**2, parts * float(np.var(boots)) / point**2)
+    return evidence
+
+
+def slow_drift(evidence: list[dict[str, tuple[float, float]]]) -> float:
+    """Relative variance (a fraction², 0 if none shows) of the machine's slow drift, from the
+    :func:`drift_evidence` of one statistic or of several timed together (pooled).
+
+    The drift is the largest excess of a cut's Allan variance over its sampling noise, each
+    averaged over the statistics given: the machine's drift is common to the variants timed in
+    turn (same phase in every trace), so pooling gives the estimate more pieces.
+
+    On the 2-core VM this was written on (`bench/drift_trace.py`, 35 minutes of resnet18), the
+    Allan deviation of fp32's latency falls from 9% over 5-second windows to 3% over 80 seconds
+    and then stays there up to 5 minutes, where sampling noise would keep falling as
+    1/√window: a rerun's level differs from this run's about as much as the parts of this run
+    differ, and the bootstrap, which sees only how much the blocks scatter, cannot know that.
+    Eighths give the estimate the most pieces; halves see a drift that is still one-way over
+    the whole run. The excess is taken as it comes, with no significance test: one at 95% kept
+    a steady machine's rerun interval at the bootstrap's width, but on that VM it let a drift
+    slower than the run pass unseen and held only 81–83% of reruns (replayed back-to-back runs
+    spread over 300 s), against 91–93% without it (66–72% with no drift term at all). The
+    price, on a steady machine, is a rerun interval about 2.5 times as wide as the CI95
+    instead of √2 times (simulated, `tests/test_bench.py`).
+    """
+    best = 0.0
+    for cut in CUTS.values():
+        pieces = [e[cut] for e in evidence if cut in e]
+        if pieces:
+            allan, noise = np.mean(pieces, axis=0)
+            best = max(best, float(allan - noise))
+    return best
+
+
+def median_of(blocks: list[np.ndarray]) -> Callable[[np.ndarray], float]:
+    """The median of the calls in the blocks at the given indices."""
+    return lambda index: float(np.median(np.concatenate([blocks[i] for i in index])))
+
+
 def call_stats(
-    samples_ns: np.ndarray, batch: int, blocks: list[np.ndarray] | None = None, seed: int = 0
+    samples_ns: np.ndarray,
+    batch: int,
+    blocks: list[np.ndarray] | None = None,
+    seed: int = 0,
+    slow: float | None = None,
 ) -> dict[str, Any]:
     """p50/p90/p99, mean, std, min, max (ms), throughput (samples/s), CV, bootstrap CI95, and
     the interval a rerun's median should land in.
@@ -162,19 +227,27 @@ def call_stats(
     carries its own sampling error, so the difference of two runs' medians spreads √2 times
     wider, and even a correct CI95 holds a rerun's median only about 83% of the time. The rerun
     interval (``median_rerun95_ms``) is the median plus the 2.5–97.5% range of the difference
-    of two independent bootstrap medians: a 95% prediction interval for a rerun on a machine
-    that behaves as it did during this run.
+    of two independent bootstrap medians, widened by the machine's slow drift
+    (``slow_drift_pct``, see :func:`slow_drift`; the evidence per cut is ``allan_pct`` and
+    ``allan_noise_pct``): a 95% prediction interval for a rerun on a machine that drifts as it
+    did during this run. ``slow`` (a relative variance) replaces the drift this variant's own
+    blocks show, e.g. with one pooled over the variants timed together.
     """
     ms = samples_ns / 1e6
     rng = np.random.default_rng(seed)
+    mean = float(ms.mean())
+    median = float(np.median(ms))
+    evidence: dict[str, tuple[float, float]] = {}
     if blocks and len(blocks) > 1:
         block_ms = [np.asarray(b, dtype=np.float64) / 1e6 for b in blocks]
         boots = resampled_medians(block_ms, moving_block_picks(len(block_ms), rng))
+        evidence = drift_evidence(median_of(block_ms), len(block_ms), median, boots)
+        if slow is None:
+            slow = slow_drift([evidence])
     else:
         boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
-    mean = float(ms.mean())
-    median = float(np.median(ms))
-    (low, high), rerun = intervals(median, boots, rng)
+    slow = slow or 0.0
+    (low, high), rerun = intervals(median, boots, rng, slow * median**2)
     drift: dict[str, Any] = {"drift_pct": None, "drift_outside_ci": False}
     if blocks and len(blocks) >= 4:
         # The machine's speed can move during a run by more than sampling noise: compare the
@@ -198,21 +271,25 @@ def call_stats(
         "throughput_per_s": batch / (mean / 1e3) if mean else 0.0,
         "median_ci95_ms": [low, high],
         "median_rerun95_ms": rerun,
+        "slow_drift_pct": 100 * slow**0.5,
+        "allan_pct": {cut: 100 * a**0.5 for cut, (a, _) in evidence.items()},
+        "allan_noise_pct": {cut: 100 * z**0.5 for cut, (_, z) in evidence.items()},
         "calls": int(ms.size),
         **drift,
     }
 
 
 def intervals(
-    point: float, boots: np.ndarray, rng: np.random.Generator
+    point: float, boots: np.ndarray, rng: np.random.Generator, slow: float = 0.0
 ) -> tuple[list[float], list[float]]:
     """(CI95, rerun interval) from bootstrap replicates of a statistic whose value is ``point``.
 
     The rerun interval adds to ``point`` the 2.5–97.5% range of the difference of two
-    independent replicates: where the statistic of a second run should land.
+    independent replicates, each shifted by a normal draw of the slow drift's variance
+    ``slow`` (absolute): where the statistic of a second run should land.
     """
     ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
-    differences = boots - rng.permutation(boots)
+    differences = boots - rng.permutation(boots) + rng.normal(0.0, (2 * slow) ** 0.5, boots.size)
     return ci, [point + float(np.percentile(differences, q)) for q in (2.5, 97.5)]
 
 
@@ -223,7 +300,9 @@ def speedup_intervals(
 
     Block ``i`` of both variants ran back to back, so both are resampled with the same picks:
     a slow spell of the machine slows both and cancels in the ratio, which is why speed-ups
-    repeat across runs far better than absolute latencies on a drifting machine.
+    repeat across runs far better than absolute latencies on a drifting machine. What drift
+    does not cancel (the variants slowed unequally) widens the rerun interval, as in
+    :func:`call_stats`.
     """
     n = min(len(base), len(candidate))
     if n < 2:
@@ -232,7 +311,10 @@ def speedup_intervals(
     picks = moving_block_picks(n, rng)
     point = float(np.median(np.concatenate(base)) / np.median(np.concatenate(candidate)))
     boots = resampled_medians(base, picks) / resampled_medians(candidate, picks)
-    ci, rerun = intervals(point, boots, rng)
+    base_of, candidate_of = median_of(base), median_of(candidate)
+    ratio = drift_evidence(lambda index: base_of(index) / candidate_of(index), n, point, boots)
+    slow = slow_drift([ratio])
+    ci, rerun = intervals(point, boots, rng, slow * point**2)
     return {"ci95": ci, "rerun95": rerun}
 
 
@@ -409,10 +491,11 @@ def _measure(
     if default_threads is not None:
         torch.set_num_threads(default_threads)
     timed = {name: [np.asarray(b, dtype=np.float64) for b in samples[name]] for name in rows}
+    stats = block_stats(timed, batch)
     for name, row in rows.items():
         blocks = timed[name]
         array = np.concatenate(blocks)
-        row.stats = call_stats(array, batch, blocks)
+        row.stats = stats[name]
         row.speedup_intervals = {
             f"vs_{base}": speedup_intervals(timed[base], blocks)
             for base in ("eager-fp32", "onnx-fp32")
@@ -421,6 +504,25 @@ def _measure(
         step = max(1, array.size // MAX_SAMPLES_KEPT)
         row.samples_ms = [round(float(v) / 1e6, 4) for v in array[::step]]
     return list(rows.values())
+
+
+def block_stats(timed: dict[str, list[np.ndarray]], batch: int) -> dict[str, dict[str, Any]]:
+    """:func:`call_stats` of variants timed in turn (per variant: its blocks of call times in
+    ns), with the slow drift pooled over them (:func:`slow_drift`)."""
+    own = [call_stats(np.concatenate(blocks), batch, blocks) for blocks in timed.values()]
+    slow = slow_drift(
+        [
+            {
+                cut: ((a / 100) ** 2, (s["allan_noise_pct"][cut] / 100) ** 2)
+                for cut, a in s["allan_pct"].items()
+            }
+            for s in own
+        ]
+    )
+    return {
+        name: call_stats(np.concatenate(blocks), batch, blocks, slow=slow)
+        for name, blocks in timed.items()
+    }
 
 
 def _calls_per_block(runs: dict[str, Callable[[], Any]], options: BenchOptions) -> dict[str, int]:
@@ -476,7 +578,9 @@ def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str,
             "spread_s": options.spread,
             "statistics": "over individual calls; CI95 of the median = moving-block bootstrap "
             "over time-ordered blocks (1000 draws); rerun95 = median + 95% range of the "
-            "difference of two bootstrap medians (where a rerun's median should land)",
+            "difference of two bootstrap medians, widened by the drift between the run's "
+            "halves, quarters or eighths beyond sampling noise (where a rerun's median should "
+            "land)",
         },
         "options": {k: v for k, v in asdict(options).items()},
         "peak_rss_mb": peak,

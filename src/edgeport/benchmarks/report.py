@@ -4,7 +4,10 @@ for a PR) and report.html (one self-contained file: tables and matplotlib plots 
 report.json holds: ``schema``, ``bundle``, ``created``, ``model``, ``inputs``, ``environment``,
 ``method`` (how timing was done), ``options``, ``peak_rss_mb``, ``results`` (one row per variant ×
 provider × batch × threads: ``stats`` in ms with ``median_ci95_ms`` and ``median_rerun95_ms``
-(where a rerun's median should land), ``drift_pct``, ``creation_ms``, ``cold_ms``,
+(where a rerun's median should land), ``slow_drift_pct`` (the machine's drift between the run's
+halves, quarters or eighths beyond sampling noise, pooled over the variants timed together; part
+of the rerun interval), ``drift_pct``, ``creation_ms``,
+``cold_ms``,
 ``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``,
 ``speedup_intervals`` (``vs_eager-fp32`` / ``vs_onnx-fp32``: ``ci95`` and ``rerun95`` of each
 speed-up, from the paired blocks), ``samples_ms``),
