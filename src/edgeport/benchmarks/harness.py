@@ -156,14 +156,15 @@ def drift_evidence(
     """How much the run's parts differ, against how much sampling noise would make them differ.
 
     The run's ``n`` time-ordered blocks are cut into halves, quarters and eighths (parts of at
-    least two blocks); ``part_value`` gives the statistic of the blocks at the indices it is
-    handed. Per cut: the Allan variance (half the mean squared change between adjacent parts)
-    and the sampling noise a part carries (the number of parts times the bootstrap variance of
-    the whole run's statistic), both over ``point``².
+    least four blocks, so that one odd block does not pass for drift); ``part_value`` gives the
+    statistic of the blocks at the indices it is handed. Per cut: the Allan variance (half the
+    mean squared change between adjacent parts) and the sampling noise a part carries (the
+    number of parts times the bootstrap variance of the whole run's statistic), both over
+    ``point``².
     """
     evidence = {}
     for parts, cut in CUTS.items():
-        if n < 2 * parts or not point:
+        if n < 4 * parts or not point:
             break
         values = [part_value(g) for g in np.array_split(np.arange(n), parts)]
         allan = float(np.mean(np.diff(values) ** 2) / 2)
