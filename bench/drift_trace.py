@@ -26,6 +26,8 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,10 @@ def record(seconds: float, block: float) -> Trace:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = resnet18_bundle(Path(tmp) / "b")
-        runs = {"eager-fp32": eager}
+        runs: dict[str, Callable[[], Any]] = {"eager-fp32": eager}
         for name in ("onnx-fp32", "onnx-int8-static"):
             session = Session(out, name, "cpu", options=SessionOptions(spinning=False))
-            runs[name] = lambda session=session: session.run(feeds)
+            runs[name] = partial(session.run, feeds)
         calls = {}
         for name, run in runs.items():
             for _ in range(5):
@@ -84,7 +86,7 @@ def record(seconds: float, block: float) -> Trace:
 
 
 def save(trace: Trace, path: str) -> None:
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for i, (name, (starts, blocks)) in enumerate(trace.items()):
         arrays[f"name{i}"] = np.array(name)
         arrays[f"starts{i}"] = starts
