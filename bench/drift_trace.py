@@ -37,6 +37,7 @@ import numpy as np
 
 from _targets import resnet18_bundle
 from edgeport.benchmarks.harness import block_stats, call_stats
+from stability import mutual
 
 WINDOWS = (5, 10, 20, 40, 80, 160, 320)  # seconds
 Trace = dict[str, tuple[np.ndarray, list[np.ndarray]]]  # variant: (block start s, call ns)
@@ -148,10 +149,6 @@ def cut(trace: Trace, start: float, spread: float, n: int) -> dict[str, list[np.
     return out
 
 
-def inside(value: float, bounds: list[float]) -> bool:
-    return bounds[0] <= value <= bounds[1]
-
-
 def replay(trace: Trace, spread: float, n: int, step: float) -> dict[str, Any]:
     """Back-to-back run pairs cut from the trace: how often the intervals held, both ways."""
     names = list(trace)
@@ -173,9 +170,7 @@ def replay(trace: Trace, spread: float, n: int, step: float) -> dict[str, Any]:
             for kind, key in zip(
                 kinds, ("median_ci95_ms", "plain_rerun95_ms", "median_rerun95_ms"), strict=True
             ):
-                held[kind][name].append(
-                    inside(sb["p50_ms"], sa[key]) and inside(sa["p50_ms"], sb[key])
-                )
+                held[kind][name].append(mutual(sa["p50_ms"], sa[key], sb["p50_ms"], sb[key]))
             moved[name].append(100 * abs(sb["p50_ms"] / sa["p50_ms"] - 1))
             low, high = sa["median_rerun95_ms"]
             width[name].append(50 * (high - low) / sa["p50_ms"])
