@@ -6,11 +6,11 @@ report.json holds: ``schema``, ``bundle``, ``created``, ``model``, ``inputs``, `
 provider × batch × threads: ``stats`` in ms with ``median_ci95_ms`` and ``median_rerun95_ms``
 (where a rerun's median should land), ``slow_drift_pct`` (the machine's drift between the run's
 halves, quarters or eighths beyond sampling noise, pooled over the variants timed together; part
-of the rerun interval), ``drift_pct``, ``creation_ms``,
-``cold_ms``,
-``rss_delta_mb``, ``size_bytes``, ``speedup_vs_eager``, ``speedup_vs_onnx_fp32``,
-``speedup_intervals`` (``vs_eager-fp32`` / ``vs_onnx-fp32``: ``ci95`` and ``rerun95`` of each
-speed-up, from the paired blocks), ``samples_ms``),
+of the rerun interval; the evidence per cut in ``allan_pct`` and ``allan_noise_pct``),
+``drift_pct``, ``creation_ms``, ``cold_ms``, ``rss_delta_mb``, ``size_bytes``,
+``speedup_vs_eager``, ``speedup_vs_onnx_fp32``, ``speedup_intervals`` (``vs_eager-fp32`` /
+``vs_onnx-fp32``: ``ci95`` and ``rerun95`` of each speed-up, from the paired blocks),
+``samples_ms``),
 ``warnings`` (rows whose latency drifted during the run by more than their CI95: see
 ``stats.drift_pct``), ``accuracy`` (per artifact, from quantization), ``kept_in_float`` (per int8
 artifact: the tensors the accuracy budget kept in float and their latency cost), ``pruning`` and
