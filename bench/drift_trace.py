@@ -12,7 +12,10 @@ in turn in blocks of about ``--block`` seconds for ``--seconds``. The script pri
 - a replay: pairs of back-to-back `edgeport bench` runs (``--blocks`` blocks spread over
   ``--spread`` seconds each) cut out of the trace every ``--step`` seconds, with the
   harness's own statistics (`block_stats`), and how often each run's median fell inside the
-  other run's CI95 and rerun interval, with and without the slow-drift term.
+  other run's CI95 and rerun interval, with and without the slow-drift term; and how often
+  `--compare`'s rule (:func:`regressed`, threshold 0.10) flags the second run of a pair as a
+  regression of the first (either order: a false alarm) and catches it when the second run is
+  made 10, 20 or 30% slower (every call time scaled, so every statistic scales with it).
 
 ``--save trace.npz`` keeps the trace; ``--load trace.npz`` replays a saved one without timing.
 ``bench/traces/vm-2core-2026-11-27.npz`` is the 35-minute trace the harness's docstrings and the
@@ -36,10 +39,11 @@ from typing import Any
 import numpy as np
 
 from _targets import resnet18_bundle
-from edgeport.benchmarks.harness import block_stats, call_stats
+from edgeport.benchmarks.harness import block_stats, call_stats, regressed
 from stability import mutual
 
 WINDOWS = (5, 10, 20, 40, 80, 160, 320)  # seconds
+SLOWDOWNS = (1.1, 1.2, 1.3)  # made on purpose, to see which --compare catches
 Trace = dict[str, tuple[np.ndarray, list[np.ndarray]]]  # variant: (block start s, call ns)
 
 
@@ -156,6 +160,10 @@ def replay(trace: Trace, spread: float, n: int, step: float) -> dict[str, Any]:
     held: dict[str, dict[str, list[bool]]] = {k: {name: [] for name in names} for k in kinds}
     moved: dict[str, list[float]] = {name: [] for name in names}
     width: dict[str, list[float]] = {name: [] for name in names}
+    flagged: dict[str, list[bool]] = {name: [] for name in names}
+    caught: dict[float, dict[str, list[bool]]] = {
+        f: {name: [] for name in names} for f in SLOWDOWNS
+    }
     start = 0.0
     while (a := cut(trace, start, spread, n)) and (b := cut(trace, start + spread, spread, n)):
         runs = []
@@ -174,6 +182,13 @@ def replay(trace: Trace, spread: float, n: int, step: float) -> dict[str, Any]:
             moved[name].append(100 * abs(sb["p50_ms"] / sa["p50_ms"] - 1))
             low, high = sa["median_rerun95_ms"]
             width[name].append(50 * (high - low) / sa["p50_ms"])
+            flagged[name] += [regressed(sb, sa), regressed(sa, sb)]
+            for f in SLOWDOWNS:
+                slower = {
+                    "p50_ms": f * sb["p50_ms"],
+                    "median_ci95_ms": [f * v for v in sb["median_ci95_ms"]],
+                }
+                caught[f][name].append(regressed(slower, sa))
         start += step
     pairs = len(moved[names[0]])
     return {
@@ -186,6 +201,8 @@ def replay(trace: Trace, spread: float, n: int, step: float) -> dict[str, Any]:
                 "moved_pct_p90": float(np.percentile(moved[name], 90)),
                 "rerun95_half_width_pct_median": float(np.median(width[name])),
                 **{f"held_{k}": float(np.mean(held[k][name])) for k in kinds},
+                "compare_false_alarms": float(np.mean(flagged[name])),
+                "compare_caught": {f"{f:g}x": float(np.mean(caught[f][name])) for f in SLOWDOWNS},
             }
             for name in names
         },
@@ -237,6 +254,11 @@ def main() -> None:
                 f"{v['moved_pct_p90']:.1f}%   CI95 {v['held_ci95']:.0%}   rerun95 without drift "
                 f"term {v['held_rerun95_plain']:.0%}   rerun95 {v['held_rerun95']:.0%}"
                 f" (±{v['rerun95_half_width_pct_median']:.1f}%)"
+            )
+            print(
+                f"  {'':17s} --compare flags a plain rerun {v['compare_false_alarms']:.0%}, "
+                "catches it made slower by "
+                + " / ".join(f"{k[:-1]}× {c:.0%}" for k, c in v["compare_caught"].items())
             )
         held = out["all_variants"]
         print(
