@@ -234,50 +234,68 @@ def call_stats(
     did during this run. ``slow`` (a relative variance) replaces the drift this variant's own
     blocks show, e.g. with one pooled over the variants timed together.
     """
-    ms = samples_ns / 1e6
-    rng = np.random.default_rng(seed)
-    mean = float(ms.mean())
-    median = float(np.median(ms))
-    evidence: dict[str, tuple[float, float]] = {}
-    if blocks and len(blocks) > 1:
+    boot = _Bootstrap.of(samples_ns, blocks, seed)
+    return boot.stats(batch, blocks, slow_drift([boot.evidence]) if slow is None else slow)
+
+
+@dataclass
+class _Bootstrap:
+    """What :func:`call_stats` computes before it knows the slow drift (the calls in ms, the
+    bootstrap replicates of their median, the drift evidence, the generator that drew them), so
+    that :func:`block_stats` can pool the drift over variants in between. :meth:`stats` draws
+    the rerun interval from the same generator: call it once."""
+
+    ms: np.ndarray
+    boots: np.ndarray
+    evidence: dict[str, tuple[float, float]]
+    rng: np.random.Generator
+
+    @classmethod
+    def of(cls, samples_ns: np.ndarray, blocks: list[np.ndarray] | None, seed: int) -> _Bootstrap:
+        ms = samples_ns / 1e6
+        rng = np.random.default_rng(seed)
+        if not blocks or len(blocks) < 2:
+            boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
+            return cls(ms, boots, {}, rng)
         block_ms = [np.asarray(b, dtype=np.float64) / 1e6 for b in blocks]
         boots = resampled_medians(block_ms, moving_block_picks(len(block_ms), rng))
-        evidence = drift_evidence(median_of(block_ms), len(block_ms), median, boots)
-        if slow is None:
-            slow = slow_drift([evidence])
-    else:
-        boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
-    slow = slow or 0.0
-    (low, high), rerun = intervals(median, boots, rng, slow * median**2)
-    drift: dict[str, Any] = {"drift_pct": None, "drift_outside_ci": False}
-    if blocks and len(blocks) >= 4:
-        # The machine's speed can move during a run by more than sampling noise: compare the
-        # two halves of the time-ordered blocks against the interval's width.
-        half = len(blocks) // 2
-        first = float(np.median(np.concatenate(blocks[:half]))) / 1e6
-        second = float(np.median(np.concatenate(blocks[half:]))) / 1e6
-        drift = {
-            "drift_pct": 100 * (second - first) / median if median else 0.0,
-            "drift_outside_ci": abs(second - first) > high - low,
+        median = float(np.median(ms))
+        return cls(ms, boots, drift_evidence(median_of(block_ms), len(blocks), median, boots), rng)
+
+    def stats(self, batch: int, blocks: list[np.ndarray] | None, slow: float) -> dict[str, Any]:
+        ms = self.ms
+        mean = float(ms.mean())
+        median = float(np.median(ms))
+        (low, high), rerun = intervals(median, self.boots, self.rng, slow * median**2)
+        drift: dict[str, Any] = {"drift_pct": None, "drift_outside_ci": False}
+        if blocks and len(blocks) >= 4:
+            # The machine's speed can move during a run by more than sampling noise: compare
+            # the two halves of the time-ordered blocks against the interval's width.
+            half = len(blocks) // 2
+            first = float(np.median(np.concatenate(blocks[:half]))) / 1e6
+            second = float(np.median(np.concatenate(blocks[half:]))) / 1e6
+            drift = {
+                "drift_pct": 100 * (second - first) / median if median else 0.0,
+                "drift_outside_ci": abs(second - first) > high - low,
+            }
+        return {
+            "p50_ms": median,
+            "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": mean,
+            "std_ms": float(ms.std()),
+            "min_ms": float(ms.min()),
+            "max_ms": float(ms.max()),
+            "cv": float(ms.std() / mean) if mean else 0.0,
+            "throughput_per_s": batch / (mean / 1e3) if mean else 0.0,
+            "median_ci95_ms": [low, high],
+            "median_rerun95_ms": rerun,
+            "slow_drift_pct": 100 * slow**0.5,
+            "allan_pct": {cut: 100 * a**0.5 for cut, (a, _) in self.evidence.items()},
+            "allan_noise_pct": {cut: 100 * z**0.5 for cut, (_, z) in self.evidence.items()},
+            "calls": int(ms.size),
+            **drift,
         }
-    return {
-        "p50_ms": median,
-        "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": mean,
-        "std_ms": float(ms.std()),
-        "min_ms": float(ms.min()),
-        "max_ms": float(ms.max()),
-        "cv": float(ms.std() / mean) if mean else 0.0,
-        "throughput_per_s": batch / (mean / 1e3) if mean else 0.0,
-        "median_ci95_ms": [low, high],
-        "median_rerun95_ms": rerun,
-        "slow_drift_pct": 100 * slow**0.5,
-        "allan_pct": {cut: 100 * a**0.5 for cut, (a, _) in evidence.items()},
-        "allan_noise_pct": {cut: 100 * z**0.5 for cut, (_, z) in evidence.items()},
-        "calls": int(ms.size),
-        **drift,
-    }
 
 
 def intervals(
@@ -510,20 +528,9 @@ def _measure(
 def block_stats(timed: dict[str, list[np.ndarray]], batch: int) -> dict[str, dict[str, Any]]:
     """:func:`call_stats` of variants timed in turn (per variant: its blocks of call times in
     ns), with the slow drift pooled over them (:func:`slow_drift`)."""
-    own = [call_stats(np.concatenate(blocks), batch, blocks) for blocks in timed.values()]
-    slow = slow_drift(
-        [
-            {
-                cut: ((a / 100) ** 2, (s["allan_noise_pct"][cut] / 100) ** 2)
-                for cut, a in s["allan_pct"].items()
-            }
-            for s in own
-        ]
-    )
-    return {
-        name: call_stats(np.concatenate(blocks), batch, blocks, slow=slow)
-        for name, blocks in timed.items()
-    }
+    boots = {name: _Bootstrap.of(np.concatenate(b), b, seed=0) for name, b in timed.items()}
+    slow = slow_drift([boot.evidence for boot in boots.values()])
+    return {name: boot.stats(batch, timed[name], slow) for name, boot in boots.items()}
 
 
 def _calls_per_block(runs: dict[str, Callable[[], Any]], options: BenchOptions) -> dict[str, int]:
