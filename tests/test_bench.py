@@ -9,7 +9,7 @@ import pytest
 import edgeport
 from conftest import run_cli
 from edgeport.benchmarks.harness import BenchOptions, call_stats, compare_reports, run_bench
-from edgeport.benchmarks.report import markdown, write_reports
+from edgeport.benchmarks.report import markdown, method_text, write_reports
 from edgeport.errors import EdgeportError
 
 Exported = Callable[[str], edgeport.Bundle]
@@ -186,7 +186,7 @@ def test_bench_measures_every_variant(exported: Exported) -> None:
     assert set(rows["eager-fp32"]["speedup_intervals"]) == {"vs_onnx-fp32"}
     assert onnx["size_bytes"] == bundle.artifact("onnx-fp32")["size_bytes"]
     assert report["schema"] == "edgeport.report/1"
-    assert report["method"]["onnxruntime_spinning"] is False
+    assert report["method"]["onnxruntime_spinning"] is True
 
 
 def test_fixed_batch_is_skipped_with_a_warning(exported: Exported) -> None:
@@ -291,3 +291,16 @@ def test_compare_cli_catches_a_thread_pinned_slowdown(exported: Exported, tmp_pa
     )
     assert again.returncode == 0, again.stdout
     assert "no clear regression" in again.stdout
+
+
+def test_bench_spins_onnxruntime_threads_unless_told_not_to(exported: Exported) -> None:
+    common = ["--no-baselines", "--duration", "0.1", "--blocks", "2", "--json", "--no-report"]
+    root = str(exported("small_cnn").root)
+    spun = run_cli("bench", root, *common)
+    still = run_cli("bench", root, "--no-spinning", *common)
+    assert spun.returncode == still.returncode == 0, spun.stderr + still.stderr
+    spun_report, still_report = json.loads(spun.stdout), json.loads(still.stdout)
+    assert spun_report["method"]["onnxruntime_spinning"] is True
+    assert still_report["method"]["onnxruntime_spinning"] is False
+    assert "ONNX Runtime spinning on;" in method_text(spun_report)
+    assert "ONNX Runtime spinning off;" in method_text(still_report)

@@ -405,6 +405,12 @@ def _bench_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -> No
         help="wall-clock seconds to spread the blocks over, so that they sample a shared "
         "machine's drift (0: back to back)",
     )
+    p.add_argument(
+        "--spinning",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let ONNX Runtime's intra-op threads spin, as a default Session does",
+    )
     p.add_argument("--allow-fallback", action="store_true", default=None)
     p.add_argument(
         "--no-baselines",
@@ -437,6 +443,7 @@ def _bench_options(args: argparse.Namespace, base: Any = None) -> Any:
         "duration": args.duration,
         "blocks": args.blocks,
         "spread": args.spread,
+        "spinning": args.spinning,
         "allow_fallback": args.allow_fallback,
         "baselines": False if args.no_baselines else None,
     }

@@ -148,7 +148,8 @@ def method_text(report: dict[str, Any]) -> str:
     spread = f"spread over {m['spread_s']:g} s, " if m.get("spread_s") else ""
     return (
         f"Timing: {m['timer']}, {m['blocks']} interleaved blocks, {m['pause_s']} s pause, "
-        f"{spread}ONNX Runtime spinning off; {m['statistics']}. "
+        f"{spread}ONNX Runtime spinning {'on' if m.get('onnxruntime_spinning') else 'off'}; "
+        f"{m['statistics']}. "
         f"Peak RSS {report['peak_rss_mb']:.0f} MiB."
     )
 
