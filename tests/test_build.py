@@ -140,6 +140,11 @@ def test_recommendation_needs_a_speedup_clear_of_its_interval() -> None:
         "p50 3.00× faster than fp32 ONNX (cpu, batch 1, threads default, CI95 2.90–3.10×"
         in (clear["reason"])
     )
+    narrow = recommend_from_bench(artifacts, bench(12.4, [1.4489, 1.4531]))
+    assert (
+        "p50 1.45× faster than fp32 ONNX (cpu, batch 1, threads default, CI95 1.449–1.453×"
+        in (narrow["reason"])
+    )
     marginal = recommend_from_bench(artifacts, bench(17.0, [0.97, 1.12]))
     assert marginal == {
         "artifact": "onnx-fp32",
