@@ -19,7 +19,8 @@ in turn in blocks of about ``--block`` seconds for ``--seconds``. The script pri
 
 ``--save trace.npz`` keeps the trace; ``--load trace.npz`` replays a saved one without timing.
 ``bench/traces/vm-2core-2026-11-27.npz`` is the 35-minute trace the harness's docstrings and the
-README quote (2-core VM, 2100 s, 4131 rounds).
+README quote (2-core VM, 2100 s, 4131 rounds; recorded with ONNX Runtime's spinning off, as the
+bench timed then: ``--no-spinning`` records another like it).
 Not part of `make bench` (it takes ``--seconds``; 2400 s gives about 170 pairs at 300 s).
 
     .venv/bin/python bench/drift_trace.py [--seconds 2400] [--spread 120,300] [--save t.npz]
@@ -47,8 +48,9 @@ SLOWDOWNS = (1.1, 1.2, 1.3)  # made on purpose, to see which --compare catches
 Trace = dict[str, tuple[np.ndarray, list[np.ndarray]]]  # variant: (block start s, call ns)
 
 
-def record(seconds: float, block: float) -> Trace:
-    """Time eager, onnx-fp32 and onnx-int8-static in turn (order reversed each round)."""
+def record(seconds: float, block: float, spinning: bool = True) -> Trace:
+    """Time eager, onnx-fp32 and onnx-int8-static in turn (order reversed each round), ONNX
+    Runtime's threads spinning as the bench times them by default."""
     import torch
 
     from edgeport.runtime import Session, SessionOptions
@@ -65,7 +67,7 @@ def record(seconds: float, block: float) -> Trace:
         out = resnet18_bundle(Path(tmp) / "b")
         runs: dict[str, Callable[[], Any]] = {"eager-fp32": eager}
         for name in ("onnx-fp32", "onnx-int8-static"):
-            session = Session(out, name, "cpu", options=SessionOptions(spinning=False))
+            session = Session(out, name, "cpu", options=SessionOptions(spinning=spinning))
             runs[name] = partial(session.run, feeds)
         calls = {}
         for name, run in runs.items():
@@ -221,9 +223,10 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=48, help="blocks per replayed run")
     parser.add_argument("--step", type=float, default=10.0, help="s between replayed pairs")
     parser.add_argument("--save", help="write the trace here (.npz)")
+    parser.add_argument("--spinning", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--load", help="replay this saved trace instead of timing")
     args = parser.parse_args()
-    trace = load(args.load) if args.load else record(args.seconds, args.block)
+    trace = load(args.load) if args.load else record(args.seconds, args.block, args.spinning)
     if args.save:
         save(trace, args.save)
     result: dict[str, Any] = {"variants": {}, "replays": []}
