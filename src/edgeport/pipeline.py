@@ -238,10 +238,10 @@ def span(low: float, high: float) -> str:
     """``low–high`` with two decimals, or as many more (up to four) as it takes to tell them
     apart: thousands of calls of a small model give a speed-up interval like 1.4489–1.4531."""
     for digits in (2, 3, 4):
-        text = f"{low:.{digits}f}–{high:.{digits}f}"
-        if f"{low:.{digits}f}" != f"{high:.{digits}f}":
+        ends = f"{low:.{digits}f}", f"{high:.{digits}f}"
+        if ends[0] != ends[1]:
             break
-    return text
+    return "–".join(ends)
 
 
 def _bench_summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -248,17 +248,18 @@ def call_stats(
     blocks show, e.g. with one pooled over the variants timed together.
     """
     boot = _Bootstrap.of(samples_ns, blocks, seed)
-    return boot.stats(batch, blocks, slow_drift([boot.evidence]) if slow is None else slow)
+    return boot.stats(batch, slow_drift([boot.evidence]) if slow is None else slow)
 
 
 @dataclass
 class _Bootstrap:
-    """What :func:`call_stats` computes before it knows the slow drift (the calls in ms, the
-    bootstrap replicates of their median, the drift evidence, the generator that drew them), so
+    """What :func:`call_stats` computes before it knows the slow drift (the calls in ms, their
+    blocks, the bootstrap replicates of the median, the drift evidence, the generator), so
     that :func:`block_stats` can pool the drift over variants in between. :meth:`stats` draws
     the rerun interval from the same generator: call it once."""
 
     ms: np.ndarray
+    blocks: list[np.ndarray] | None
     boots: np.ndarray
     evidence: dict[str, tuple[float, float]]
     rng: np.random.Generator
@@ -269,14 +270,15 @@ class _Bootstrap:
         rng = np.random.default_rng(seed)
         if not blocks or len(blocks) < 2:
             boots = np.median(rng.choice(ms, size=(1000, ms.size), replace=True), axis=1)
-            return cls(ms, boots, {}, rng)
+            return cls(ms, blocks, boots, {}, rng)
         block_ms = [np.asarray(b, dtype=np.float64) / 1e6 for b in blocks]
         boots = resampled_medians(block_ms, moving_block_picks(len(block_ms), rng))
         median = float(np.median(ms))
-        return cls(ms, boots, drift_evidence(median_of(block_ms), len(blocks), median, boots), rng)
+        evidence = drift_evidence(median_of(block_ms), len(blocks), median, boots)
+        return cls(ms, blocks, boots, evidence, rng)
 
-    def stats(self, batch: int, blocks: list[np.ndarray] | None, slow: float) -> dict[str, Any]:
-        ms = self.ms
+    def stats(self, batch: int, slow: float) -> dict[str, Any]:
+        ms, blocks = self.ms, self.blocks
         mean = float(ms.mean())
         median = float(np.median(ms))
         (low, high), rerun = intervals(median, self.boots, self.rng, slow * median**2)
@@ -543,7 +545,7 @@ def block_stats(timed: dict[str, list[np.ndarray]], batch: int) -> dict[str, dic
     ns), with the slow drift pooled over them (:func:`slow_drift`)."""
     boots = {name: _Bootstrap.of(np.concatenate(b), b, seed=0) for name, b in timed.items()}
     slow = slow_drift([boot.evidence for boot in boots.values()])
-    return {name: boot.stats(batch, timed[name], slow) for name, boot in boots.items()}
+    return {name: boot.stats(batch, slow) for name, boot in boots.items()}
 
 
 def _calls_per_block(runs: dict[str, Callable[[], Any]], options: BenchOptions) -> dict[str, int]:
