@@ -40,7 +40,7 @@ browser:
 
 # libedgeport (C/C++): compilers, GoogleTest and nlohmann-json from Debian (needs root, as in
 # CI), ONNX Runtime's headers via scripts/fetch_onnxruntime.sh, its library from the wheel.
-CPP_PACKAGES := cmake ninja-build g++ nlohmann-json3-dev libgtest-dev clang-14 libclang-rt-14-dev
+CPP_PACKAGES := cmake ninja-build g++ nlohmann-json3-dev libgtest-dev libssl-dev clang-14 libclang-rt-14-dev
 ORT_ROOT := build/onnxruntime
 
 cpp-deps: $(STAMP)

@@ -51,6 +51,16 @@ std::map<std::string, std::string> string_map(const json& value, const std::stri
     return out;
 }
 
+// An artifact's precision: "fp32" or "int8" (it picks the tolerance profile verify checks with).
+std::string precision_field(const json& entry, const std::string& where) {
+    auto it = entry.find("precision");
+    if (it == entry.end())
+        bad_manifest(where + ".precision is missing; expected 'fp32' or 'int8'");
+    if (!it->is_string() || (*it != "fp32" && *it != "int8"))
+        bad_manifest(where + ".precision is " + it->dump() + "; expected 'fp32' or 'int8'");
+    return it->get<std::string>();
+}
+
 }  // namespace
 
 Manifest parse_manifest(std::string_view text) {
@@ -80,25 +90,24 @@ Manifest parse_manifest(std::string_view text) {
         a.path = string_field(entry, "path", where);
         a.sha256 = string_field(entry, "sha256", where);
         a.format = string_field(entry, "format", where);
-        a.precision = entry.contains("precision") && entry["precision"].is_string()
-                          ? entry["precision"].get<std::string>()
-                          : "";
+        a.precision = precision_field(entry, where);
         if (auto size = number_or_none(entry, "size_bytes", where))
             a.size_bytes = count_field(*size, where + ".size_bytes");
         if (entry.contains("tolerance")) {
             const json& t = entry["tolerance"];
             if (!t.is_object()) bad_manifest(where + ".tolerance is not an object");
             a.tolerance.rtol = number_or_none(t, "rtol", where + ".tolerance");
-            a.tolerance.atol = number_or_none(t, "atol", where + ".tolerance").value_or(0.0);
+            a.tolerance.atol = number_or_none(t, "atol", where + ".tolerance");
             a.tolerance.min_cosine = number_or_none(t, "min_cosine", where + ".tolerance");
             a.tolerance.min_top1 = number_or_none(t, "min_top1", where + ".tolerance");
         }
         if (entry.contains("golden_sets")) {
             const json& sets = entry["golden_sets"];
             if (!sets.is_array()) bad_manifest(where + ".golden_sets is not a list");
+            a.golden_sets.emplace();
             for (const json& s : sets) {
                 if (!s.is_string()) bad_manifest(where + ".golden_sets has a non-string entry");
-                a.golden_sets.push_back(s.get<std::string>());
+                a.golden_sets->push_back(s.get<std::string>());
             }
         }
         if (entry.contains("external_data")) {
@@ -119,6 +128,8 @@ Manifest parse_manifest(std::string_view text) {
             g.name = string_field(s, "name", "golden.sets[]");
             g.inputs = string_map(field(s, "inputs", "golden set " + g.name), "golden set " + g.name);
             g.outputs = string_map(field(s, "outputs", "golden set " + g.name), "golden set " + g.name);
+            if (s.contains("sha256"))
+                g.sha256 = string_map(s["sha256"], "golden set " + g.name + ".sha256");
             if (auto batch = number_or_none(s, "batch", "golden set " + g.name)) {
                 g.batch = count_field(*batch, "golden set " + g.name + ".batch");
                 if (*g.batch < 1) bad_manifest("golden set " + g.name + " has batch < 1");
@@ -131,6 +142,29 @@ Manifest parse_manifest(std::string_view text) {
         m.recommended = doc["recommended"]["artifact"].get<std::string>();
     return m;
 }
+
+namespace {
+
+// manifest.json.sig beside the manifest: the raw 64-byte Ed25519 signature of its bytes.
+void check_signature(const fs::path& dir, const std::string& manifest, const PublicKey& key) {
+    std::error_code ec;
+    fs::path file = dir / "manifest.json.sig";
+    if (!fs::is_regular_file(fs::symlink_status(file, ec)))  // a symlink is not a signature
+        throw Error(EP_ERR_INTEGRITY, "bundle '" + dir.string() +
+                                          "' is not signed (no manifest.json.sig) and a public key "
+                                          "was given: refusing it");
+    std::ifstream in(file, std::ios::binary);
+    std::vector<unsigned char> signature(65);  // one byte more than a signature: a longer file fails
+    in.read(reinterpret_cast<char*>(signature.data()), std::streamsize(signature.size()));
+    signature.resize(in ? signature.size() : static_cast<size_t>(in.gcount()));
+    if (signature.size() != 64 || !ed25519_verify(key, manifest, signature))
+        throw Error(EP_ERR_INTEGRITY, "manifest.json.sig does not verify against public key '" +
+                                          key.file +
+                                          "': the manifest changed after signing, or another key "
+                                          "signed it");
+}
+
+}  // namespace
 
 fs::path inside(const fs::path& root, const std::string& relative, const std::string& what) {
     fs::path rel(relative);
@@ -151,20 +185,21 @@ fs::path inside(const fs::path& root, const std::string& relative, const std::st
     return root / rel;
 }
 
-Bundle Bundle::load(const fs::path& dir) {
+Bundle Bundle::load(const fs::path& dir, const PublicKey* key) {
     std::error_code ec;
     if (!fs::exists(dir, ec))
         throw Error(EP_ERR_NOT_FOUND, "'" + dir.string() + "' does not exist");
-    fs::path manifest = dir / "manifest.json";
-    std::ifstream in(manifest, std::ios::binary);
+    std::ifstream in(dir / "manifest.json", std::ios::binary);
     if (!in)
         throw Error(EP_ERR_NOT_FOUND, "'" + dir.string() +
                                           "' is not an edgeport bundle: it has no manifest.json "
                                           "(make one with `edgeport export`)");
+    // Read once: the bytes whose signature is checked are the bytes that are parsed.
     std::stringstream text;
     text << in.rdbuf();
-    Bundle bundle{dir, parse_manifest(text.str())};
-    return bundle;
+    const std::string manifest = text.str();
+    if (key != nullptr) check_signature(dir, manifest, *key);
+    return Bundle{dir, parse_manifest(manifest)};
 }
 
 const Artifact& Bundle::artifact(const std::string& name) const {
@@ -204,6 +239,26 @@ void Bundle::check_artifact(const Artifact& a, const std::vector<unsigned char>&
     // The model is hashed from the bytes ONNX Runtime will load, not read a second time.
     expect_sha256({a.path, a.sha256}, sha256_hex(model_bytes.data(), model_bytes.size()));
     for (const auto& [file, record] : external) expect_sha256(*record, sha256_file(file));
+}
+
+Array Bundle::read_golden(const GoldenSet& set, const std::string& relative) const {
+    fs::path file = inside(root, relative, "golden file of set '" + set.name + "'");
+    auto hash = set.sha256.find(relative);
+    if (hash == set.sha256.end())
+        throw Error(EP_ERR_INTEGRITY, "golden file '" + relative + "' has no sha256 in the manifest");
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error(EP_ERR_NOT_FOUND, "cannot read '" + file.string() + "': no such file");
+    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
+                                     std::istreambuf_iterator<char>());
+    expect_sha256({relative, hash->second}, sha256_hex(bytes.data(), bytes.size()));
+    return parse_npy(bytes.data(), bytes.size(), "'" + file.string() + "'");
+}
+
+std::map<std::string, Array> Bundle::read_golden(
+    const GoldenSet& set, const std::map<std::string, std::string>& files) const {
+    std::map<std::string, Array> out;
+    for (const auto& [name, relative] : files) out[name] = read_golden(set, relative);
+    return out;
 }
 
 }  // namespace edgeport

@@ -148,6 +148,7 @@ struct ep_options {
     bool allow_fallback = false;
     bool spinning = true;
     bool verify_hashes = true;
+    std::optional<edgeport::PublicKey> public_key;  // read when set; the file is not kept open
 };
 
 struct ep_tensor {
@@ -234,7 +235,13 @@ Model locate(const char* path_text, const ep_options& options) {
     Model model;
     std::set<std::string> recorded;  // external data files the manifest vouches for
     if (fs::is_directory(path, ec)) {
-        edgeport::Bundle bundle = edgeport::Bundle::load(path);
+        if (options.public_key && !options.verify_hashes)
+            throw Error(EP_ERR_INVALID_ARGUMENT,
+                        "a public key was given with sha256 checks off: the signature vouches for "
+                        "the bundle's files only through their sha256 in the manifest. Fix: keep "
+                        "the checks on (ep_options_set_verify_hashes(options, 1))");
+        edgeport::Bundle bundle =
+            edgeport::Bundle::load(path, options.public_key ? &*options.public_key : nullptr);
         std::string name = options.artifact.empty() ? bundle.default_onnx() : options.artifact;
         const edgeport::Artifact& a = bundle.artifact(name);
         if (a.format != "onnx")
@@ -249,6 +256,11 @@ Model locate(const char* path_text, const ep_options& options) {
             recorded.insert(fs::weakly_canonical(path / record.path, ec).string());
         model.artifact = name;
     } else {
+        if (options.public_key)
+            throw Error(EP_ERR_INTEGRITY,
+                        "a public key was given, but '" + path.string() +
+                            "' is a bare model file, which carries no signature: refusing it "
+                            "(open the signed bundle directory instead)");
         if (!options.artifact.empty())
             throw Error(EP_ERR_INVALID_ARGUMENT,
                         "an artifact name was given, but '" + path.string() +
@@ -364,6 +376,16 @@ ep_status ep_options_set_verify_hashes(ep_options* options, int verify) {
     return guard([&] {
         require(options, "options");
         options->verify_hashes = verify != 0;
+    });
+}
+
+ep_status ep_options_set_public_key_file(ep_options* options, const char* pem_path) {
+    return guard([&] {
+        require(options, "options");
+        if (pem_path == nullptr || *pem_path == '\0')
+            options->public_key.reset();
+        else
+            options->public_key = edgeport::PublicKey::read_pem(pem_path);
     });
 }
 

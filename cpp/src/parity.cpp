@@ -46,6 +46,10 @@ std::string fmt(double value, int precision = 5) {
 
 std::vector<double> as_doubles(const Array& a) {
     std::vector<double> out;
+    size_t item = ep_dtype_size(a.dtype);
+    if (item != 0 && a.data.size() / item < a.elements())
+        throw Error(EP_ERR_INTERNAL, "an array of shape " + shape_text(a) + " holds only " +
+                                         std::to_string(a.data.size()) + " bytes");
     switch (a.dtype) {
         case EP_DTYPE_FLOAT32: widen<float>(a, out); break;
         case EP_DTYPE_FLOAT64: widen<double>(a, out); break;
@@ -82,6 +86,7 @@ OutputCheck check_output(const std::string& name, const Array& got, const Array&
         return check;
     }
     std::vector<double> a = as_doubles(got), r = as_doubles(reference);
+    const double atol = tolerance.atol.value_or(0.0);
     double dot = 0, na = 0, nr = 0;
     size_t out_of_tolerance = 0, worst = 0;
     double worst_excess = -INFINITY;
@@ -92,7 +97,7 @@ OutputCheck check_output(const std::string& name, const Array& got, const Array&
         na += a[i] * a[i];
         nr += r[i] * r[i];
         if (tolerance.rtol) {
-            double excess = diff - (tolerance.atol + *tolerance.rtol * std::fabs(r[i]));
+            double excess = diff - (atol + *tolerance.rtol * std::fabs(r[i]));
             if (!(excess <= 0)) ++out_of_tolerance;
             if (!(excess <= worst_excess)) worst_excess = excess, worst = i;
         }
@@ -112,7 +117,7 @@ OutputCheck check_output(const std::string& name, const Array& got, const Array&
     if (tolerance.rtol && out_of_tolerance > 0)
         check.failures.push_back(
             "output '" + name + "': max_abs_err " + fmt(check.max_abs_err, 3) +
-            " exceeds tolerance atol " + fmt(tolerance.atol) + " + rtol " + fmt(*tolerance.rtol) +
+            " exceeds tolerance atol " + fmt(atol) + " + rtol " + fmt(*tolerance.rtol) +
             "·|ref| (worst at flat index " + std::to_string(worst) + ": got " + fmt(a[worst], 6) +
             ", reference " + fmt(r[worst], 6) + "; " + std::to_string(out_of_tolerance) + " of " +
             std::to_string(a.size()) + " elements out of tolerance)");
@@ -123,6 +128,39 @@ OutputCheck check_output(const std::string& name, const Array& got, const Array&
         check.failures.push_back("output '" + name + "': top1_agreement " + fmt(*check.top1, 3) +
                                  " is below tolerance " + fmt(*tolerance.min_top1));
     return check;
+}
+
+Tolerance profile_tolerance(const std::string& precision) {
+    if (precision == "fp32") return {1e-3, 1e-5, std::nullopt, std::nullopt};
+    if (precision == "int8") return {std::nullopt, std::nullopt, 0.99, 0.95};
+    throw Error(EP_ERR_CORRUPT, "precision '" + precision +
+                                    "' has no tolerance profile (expected 'fp32' or 'int8')");
+}
+
+namespace {
+
+// The stricter of two criteria, or the one that is set.
+template <typename Pick>
+std::optional<double> tighter(std::optional<double> a, std::optional<double> b, Pick pick) {
+    if (a && b) return pick(*a, *b);
+    return a ? a : b;
+}
+
+}  // namespace
+
+Tolerance effective_tolerance(const Artifact& artifact, const ToleranceOverride& given) {
+    const Tolerance profile = profile_tolerance(artifact.precision);
+    const Tolerance& recorded = artifact.tolerance;
+    auto smaller = [](double a, double b) { return std::min(a, b); };
+    auto larger = [](double a, double b) { return std::max(a, b); };
+    Tolerance t;
+    t.rtol = given.rtol ? given.rtol : tighter(profile.rtol, recorded.rtol, smaller);
+    t.atol = given.atol ? given.atol : tighter(profile.atol, recorded.atol, smaller);
+    t.min_cosine = given.min_cosine ? given.min_cosine
+                                    : tighter(profile.min_cosine, recorded.min_cosine, larger);
+    t.min_top1 = given.min_top1 ? given.min_top1
+                                : tighter(profile.min_top1, recorded.min_top1, larger);
+    return t;
 }
 
 double percentile(std::vector<double> v, double q) {

@@ -1,6 +1,7 @@
 // The readers that need no ONNX Runtime: sha256, .npy, manifest, ONNX external-data scan.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -92,6 +93,8 @@ TEST(Manifest, ParsesTheFixtureAndNamesWhatIsWrong) {
     EXPECT_EQ(*m.artifacts["onnx-fp32"].tolerance.rtol, 1e-3);
     EXPECT_EQ(m.golden_sets.size(), 2u);
     EXPECT_EQ(m.golden_sets[1].batch, 1);
+    EXPECT_EQ(m.golden_sets[0].sha256.size(), 3u);
+    EXPECT_EQ(m.golden_sets[0].sha256.count("golden/scale.npy"), 1u);
 
     ep_status status = EP_OK;
     EXPECT_EQ(message_of([] { parse_manifest("{\"schema\": \"edgeport.bundle/1\", \"artif"); }, &status),
@@ -111,7 +114,7 @@ TEST(Manifest, ParsesTheFixtureAndNamesWhatIsWrong) {
     EXPECT_EQ(status, EP_ERR_CORRUPT);
     EXPECT_EQ(message_of([] {
                   parse_manifest(R"({"schema": "edgeport.bundle/1", "artifacts": {"a": {"path": "m",
-                     "sha256": "x", "format": "onnx", "size_bytes": 1e300}}})");
+                     "sha256": "x", "format": "onnx", "precision": "fp32", "size_bytes": 1e300}}})");
               }),
               "manifest.json is not a valid edgeport manifest: artifacts.a.size_bytes is not a "
               "usable count");
@@ -184,4 +187,195 @@ TEST(Stats, PercentilesAndBootstrap) {
     EXPECT_GE(s.ci95_low, 1);
     EXPECT_LE(s.ci95_high, 3);
     EXPECT_LT(s.ci95_low, s.ci95_high);
+}
+
+namespace {
+
+std::string manifest_with(const std::string& artifact_fields, const std::string& golden = "") {
+    return R"({"schema": "edgeport.bundle/1", "artifacts": {"a": {"path": "m", "sha256": "x",
+        "format": "onnx")" + artifact_fields + "}}" + golden + "}";
+}
+
+const std::string kBad = "manifest.json is not a valid edgeport manifest: ";
+
+Array floats(std::vector<int64_t> shape, float first = 0) {
+    Array a{EP_DTYPE_FLOAT32, std::move(shape), {}};
+    a.data.resize(a.elements() * 4);
+    for (size_t i = 0; i < a.elements(); ++i) {
+        float v = first + float(i);
+        std::memcpy(a.data.data() + i * 4, &v, 4);
+    }
+    return a;
+}
+
+}  // namespace
+
+TEST(Manifest, PrecisionIsFp32OrInt8) {
+    EXPECT_EQ(message_of([] { parse_manifest(manifest_with("")); }),
+              kBad + "artifacts.a.precision is missing; expected 'fp32' or 'int8'");
+    ep_status status = EP_OK;
+    EXPECT_EQ(message_of([] { parse_manifest(manifest_with(R"(, "precision": "fp16")")); }, &status),
+              kBad + "artifacts.a.precision is \"fp16\"; expected 'fp32' or 'int8'");
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+    EXPECT_EQ(message_of([] { parse_manifest(manifest_with(R"(, "precision": 8)")); }),
+              kBad + "artifacts.a.precision is 8; expected 'fp32' or 'int8'");
+    EXPECT_EQ(parse_manifest(manifest_with(R"(, "precision": "int8")")).artifacts["a"].precision, "int8");
+}
+
+TEST(Manifest, GoldenHashesAndGoldenSetsAreTyped) {
+    const std::string fp32 = R"(, "precision": "fp32")";
+    auto golden = [](const std::string& sha) {
+        return R"(, "golden": {"sets": [{"name": "g", "inputs": {"x": "x.npy"}, "outputs": {},
+            "sha256": )" + sha + "}]}";
+    };
+    Manifest m = parse_manifest(manifest_with(fp32, golden(R"({"x.npy": "ab"})")));
+    EXPECT_EQ(m.golden_sets[0].sha256.at("x.npy"), "ab");
+    EXPECT_FALSE(m.artifacts["a"].golden_sets.has_value());  // absent: every set
+    EXPECT_EQ(message_of([&] { parse_manifest(manifest_with(fp32, golden("[1]"))); }),
+              kBad + "golden set g.sha256 is not an object");
+    EXPECT_EQ(message_of([&] { parse_manifest(manifest_with(fp32, golden(R"({"x.npy": 1})"))); }),
+              kBad + "golden set g.sha256.x.npy is not a string");
+    Manifest none = parse_manifest(manifest_with(fp32 + R"(, "golden_sets": [])"));
+    ASSERT_TRUE(none.artifacts["a"].golden_sets.has_value());
+    EXPECT_TRUE(none.artifacts["a"].golden_sets->empty());
+}
+
+TEST(Tolerance, EffectiveIsTheTighterOfProfileAndManifest) {
+    Artifact a;
+    a.name = "a";
+    a.precision = "fp32";
+    Tolerance t = effective_tolerance(a);  // nothing recorded: the profile
+    EXPECT_EQ(t.rtol, 1e-3);
+    EXPECT_EQ(t.atol, 1e-5);
+    EXPECT_FALSE(t.min_cosine.has_value());
+    EXPECT_FALSE(t.min_top1.has_value());
+
+    a.tolerance = {1e9, 1e9, -1.0, 0.0};  // looser everywhere: never looser than the profile
+    t = effective_tolerance(a);
+    EXPECT_EQ(t.rtol, 1e-3);
+    EXPECT_EQ(t.atol, 1e-5);
+    EXPECT_EQ(t.min_cosine, -1.0);  // only the manifest sets it for fp32
+    EXPECT_EQ(t.min_top1, 0.0);
+
+    a.tolerance = {1e-6, std::nullopt, 0.999, std::nullopt};  // tighter: kept
+    t = effective_tolerance(a);
+    EXPECT_EQ(t.rtol, 1e-6);
+    EXPECT_EQ(t.atol, 1e-5);
+    EXPECT_EQ(t.min_cosine, 0.999);
+
+    a.precision = "int8";
+    a.tolerance = {0.5, std::nullopt, 0.5, 0.99};
+    t = effective_tolerance(a);
+    EXPECT_EQ(t.rtol, 0.5);  // the int8 profile has no rtol: the manifest's
+    EXPECT_FALSE(t.atol.has_value());
+    EXPECT_EQ(t.min_cosine, 0.99);  // max(0.99, 0.5)
+    EXPECT_EQ(t.min_top1, 0.99);    // max(0.95, 0.99)
+    a.tolerance = {};
+    t = effective_tolerance(a);
+    EXPECT_FALSE(t.rtol.has_value());
+    EXPECT_EQ(t.min_cosine, 0.99);
+    EXPECT_EQ(t.min_top1, 0.95);
+}
+
+TEST(Tolerance, TheCommandLineReplacesACriterion) {
+    Artifact a;
+    a.precision = "int8";
+    a.tolerance.min_cosine = 0.999;
+    ToleranceOverride given;
+    given.min_cosine = 0.5;  // the user's own word may be looser
+    given.rtol = 0.1;
+    Tolerance t = effective_tolerance(a, given);
+    EXPECT_EQ(t.min_cosine, 0.5);
+    EXPECT_EQ(t.rtol, 0.1);
+    EXPECT_EQ(t.min_top1, 0.95);  // not given: the effective value
+    a.precision = "fp16";
+    ep_status status = EP_OK;
+    EXPECT_EQ(message_of([&] { effective_tolerance(a); }, &status),
+              "precision 'fp16' has no tolerance profile (expected 'fp32' or 'int8')");
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+}
+
+TEST(GoldenSets, AbsentMeansEveryAndNoneFails) {
+    Manifest m;
+    m.golden_sets = {GoldenSet{"base", {}, {}, std::nullopt, {}},
+                     GoldenSet{"samples", {}, {}, 2, {}}};
+    Artifact a;
+    a.name = "onnx-int8";
+    EXPECT_EQ(golden_sets_of(m, a).size(), 2u);
+    a.golden_sets = std::vector<std::string>{"samples"};
+    ASSERT_EQ(golden_sets_of(m, a).size(), 1u);
+    EXPECT_EQ(golden_sets_of(m, a)[0]->name, "samples");
+
+    ep_status status = EP_OK;
+    a.golden_sets = std::vector<std::string>{"samples", "nope"};
+    EXPECT_EQ(message_of([&] { golden_sets_of(m, a); }, &status),
+              "artifact 'onnx-int8' names golden set 'nope', which the manifest does not have");
+    EXPECT_EQ(status, EP_ERR_PARITY);
+    a.golden_sets = std::vector<std::string>{};
+    EXPECT_EQ(message_of([&] { golden_sets_of(m, a); }, &status),
+              "artifact 'onnx-int8' is checked on no golden set: verify cannot vouch for it");
+    EXPECT_EQ(status, EP_ERR_PARITY);
+    a.golden_sets.reset();
+    m.golden_sets.clear();
+    EXPECT_EQ(message_of([&] { golden_sets_of(m, a); }),
+              "artifact 'onnx-int8' is checked on no golden set: verify cannot vouch for it");
+}
+
+TEST(Batching, RunsInChunksAndJoinsTheOutputs) {
+    GoldenSet set{"samples", {}, {}, 2, {}};
+    std::map<std::string, Array> inputs = {{"x", floats({5, 3})}, {"scale", floats({5, 1}, 100)}};
+    BatchPlan plan = plan_batches(set, inputs);
+    EXPECT_TRUE(plan.batched);
+    EXPECT_EQ(plan.samples, 5);
+    EXPECT_EQ(plan.runs, 3u);  // 2 + 2 + 1
+    Array joined;
+    for (size_t run = 0; run < plan.runs; ++run) {
+        auto chunk = batch_inputs(plan, inputs, run);
+        EXPECT_EQ(chunk.at("x").shape, (std::vector<int64_t>{run < 2 ? 2 : 1, 3}));
+        append_batch_output(plan, "x", joined, chunk.at("x"));
+    }
+    EXPECT_EQ(joined.shape, inputs.at("x").shape);
+    EXPECT_EQ(joined.data, inputs.at("x").data);
+    float third_scale = 0;
+    std::memcpy(&third_scale, batch_inputs(plan, inputs, 1).at("scale").data.data(), 4);
+    EXPECT_EQ(third_scale, 102.0f);
+
+    set.batch.reset();  // unbatched: one run with the whole set
+    BatchPlan whole = plan_batches(set, {{"x", floats({})}});
+    EXPECT_FALSE(whole.batched);
+    EXPECT_EQ(whole.runs, 1u);
+    EXPECT_TRUE(batch_inputs(whole, {{"x", floats({})}}, 0).at("x").shape.empty());
+}
+
+// The reviewer's native crashes: a 0-d input of a batched set (SIGSEGV), inputs that disagree
+// on the number of samples (heap-buffer-overflow), a 0-d output joined across runs (SIGSEGV).
+TEST(Batching, RefusesWhatCannotBeSlicedOrJoined) {
+    GoldenSet set{"samples", {}, {}, 1, {}};
+    ep_status status = EP_OK;
+    EXPECT_EQ(message_of([&] { plan_batches(set, {{"x", floats({})}, {"scale", floats({2, 1})}}); },
+                         &status),
+              "golden set 'samples' is run in batches of 1, but input 'x' is 0-d");
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+    EXPECT_EQ(message_of([&] { plan_batches(set, {{"x", floats({5, 4})}, {"scale", floats({3, 1})}}); },
+                         &status),
+              "golden set 'samples': inputs disagree on the number of samples (scale has 3, x has 5)");
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+    EXPECT_EQ(message_of([&] {
+                  plan_batches(set, {{"a", floats({2})}, {"b", floats({2})}, {"c", floats({1, 2})}});
+              }),
+              "golden set 'samples': inputs disagree on the number of samples (a has 2, b has 2, "
+              "c has 1)");
+    BatchPlan plan = plan_batches(set, {{"x", floats({2, 4})}});
+    Array joined;
+    EXPECT_EQ(message_of([&] { append_batch_output(plan, "y", joined, floats({})); }, &status),
+              "golden set 'samples' is run in batches, but output 'y' is 0-d");
+    EXPECT_EQ(status, EP_ERR_CORRUPT);
+    append_batch_output(plan, "y", joined, floats({1, 3}));
+    EXPECT_EQ(message_of([&] { append_batch_output(plan, "y", joined, floats({1, 4})); }),
+              "golden set 'samples': output 'y' is float32[1, 3] after the first runs but "
+              "float32[1, 4] in the next: the batches cannot be joined");
+    Array lying = floats({2, 4});
+    lying.data.resize(12);  // fewer bytes than the shape says
+    EXPECT_EQ(message_of([&] { plan_batches(set, {{"x", lying}}); }, &status),
+              "golden set 'samples': input 'x' is float32[2, 4] but holds 12 bytes");
 }

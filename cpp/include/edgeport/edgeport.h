@@ -1,7 +1,8 @@
 /* libedgeport: run an edgeport bundle (or a bare .onnx) through ONNX Runtime, from C.
  *
  * The same rules as Python's edgeport.Session: every artifact is checked against the manifest's
- * sha256 before it is opened, external data must stay inside the bundle, inputs are validated
+ * sha256 before it is opened, every path the manifest names must stay inside the bundle, with a
+ * public key the manifest must carry its Ed25519 signature, inputs are validated
  * (names, dtypes, ranks, fixed and shared symbolic dims) before ONNX Runtime sees them, and a
  * requested execution provider that cannot be used is an error unless fallback is allowed.
  *
@@ -92,7 +93,9 @@ EP_API const char* ep_dtype_name(ep_dtype dtype);
 /* Options (all optional): artifact name (default: the manifest's recommended ONNX artifact,
  * else onnx-fp32), provider "cpu" (default) or "cuda", intra-op threads (0 = ONNX Runtime's
  * choice), fallback to the CPU when the provider is unusable (off), thread spinning (on, as in
- * ONNX Runtime), sha256 checks (on). */
+ * ONNX Runtime), sha256 checks (on), a public key the bundle must be signed with (none).
+ * Strings passed to the setters are copied; options may be released once ep_session_open has
+ * returned. One options object must not be changed from two threads at once. */
 EP_API ep_status ep_options_create(ep_options** out);
 EP_API void ep_options_release(ep_options* options);
 EP_API ep_status ep_options_set_artifact(ep_options* options, const char* artifact);
@@ -101,6 +104,22 @@ EP_API ep_status ep_options_set_threads(ep_options* options, int threads);
 EP_API ep_status ep_options_set_allow_fallback(ep_options* options, int allow);
 EP_API ep_status ep_options_set_spinning(ep_options* options, int spinning);
 EP_API ep_status ep_options_set_verify_hashes(ep_options* options, int verify);
+
+/** Only open bundles signed with this key.
+ *
+ * @param options  the options to change.
+ * @param pem_path an Ed25519 public key in PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC
+ *                 KEY-----", as `openssl pkey -pubout` writes it); NULL or "" removes the key.
+ * @return EP_ERR_INVALID_ARGUMENT if the file cannot be read or is not an Ed25519 public key.
+ *
+ * The file is read during this call and the key copied into options; the file is not kept open
+ * or read again, and pem_path need not outlive the call. With a key, ep_session_open reads
+ * the bundle's manifest.json once, checks manifest.json.sig (the raw 64-byte Ed25519 signature
+ * of those exact bytes) and parses the same bytes; it fails with EP_ERR_INTEGRITY when the
+ * bundle is not signed or the signature does not verify, refuses a bare .onnx file (which
+ * carries no signature), and refuses sha256 checks turned off (the signature covers the files
+ * through their sha256). Without a key (the default), signatures are not looked at. */
+EP_API ep_status ep_options_set_public_key_file(ep_options* options, const char* pem_path);
 
 /* Open a bundle directory or a bare .onnx file. options may be NULL. */
 EP_API ep_status ep_session_open(const char* path, const ep_options* options, ep_session** out);

@@ -110,6 +110,7 @@ struct Options {
     bool allow_fallback = false;
     bool spinning = true;
     bool verify_hashes = true;
+    std::string public_key_file;  // Ed25519 PEM public key: only bundles signed with it open
 };
 
 class Session {
@@ -127,6 +128,8 @@ public:
         check(ep_options_set_allow_fallback(raw, options.allow_fallback));
         check(ep_options_set_spinning(raw, options.spinning));
         check(ep_options_set_verify_hashes(raw, options.verify_hashes));
+        if (!options.public_key_file.empty())
+            check(ep_options_set_public_key_file(raw, options.public_key_file.c_str()));
         check(ep_session_open(path.c_str(), raw, &handle_));
     }
     Session(Session&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
