@@ -21,18 +21,30 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeport.errors import CheckFailed, EdgeportError
+from edgeport._npy import load_npy
+from edgeport.errors import EdgeportError, IntegrityError
+from edgeport.manifest import (
+    SCHEMA,
+    SCHEMA_FAMILY,
+    ArtifactEntry,
+    FileRecord,
+    GoldenEntry,
+    Manifest,
+    parse_manifest,
+)
+from edgeport.signing import SIGNATURE_FILE
 from edgeport.spec import TensorSpec
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "edgeport.bundle/1"
+__all__ = ["SCHEMA", "Bundle", "BundleWriter", "GoldenSet", "load_bundle", "resolve_inside"]
+
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
 
@@ -92,148 +104,241 @@ class GoldenSet:
 
 @dataclass
 class Bundle:
-    """A loaded bundle: its directory and its manifest (a JSON-shaped dict).
+    """A loaded bundle: its directory, its manifest (JSON-shaped dict) and the typed `spec`.
 
-    Use `load_bundle` to get one; it has checked the schema and the hashes.
+    Use `load_bundle` to get one; it has checked the schema, every field and (by default) every
+    hash. Every path the manifest names is resolved with `resolve_inside`.
     """
 
     root: Path
     manifest: dict[str, Any]
+    spec: Manifest = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spec = parse_manifest(self.manifest)
 
     @property
     def artifacts(self) -> dict[str, dict[str, Any]]:
-        """Artifact name → manifest entry."""
-        return dict(self.manifest.get("artifacts", {}))
+        """Artifact name → manifest entry (validated: path, sha256, format, precision)."""
+        return {name: entry.raw for name, entry in self.spec.artifacts.items()}
 
     @property
     def inputs(self) -> list[TensorSpec]:
         """Model input specs, in call order, with the example sizes they were exported at."""
-        examples = dict(self.manifest.get("input_examples", {}))
-        specs = [TensorSpec.from_json(d) for d in self.manifest["inputs"]]
+        examples = self.spec.input_examples
         return [
             TensorSpec(
                 s.name, s.dtype, s.shape, {k: v for k, v in examples.items() if k in s.shape}
             )
-            for s in specs
+            for s in self.spec.inputs
         ]
 
     @property
     def outputs(self) -> list[TensorSpec]:
         """Model output specs, in order."""
-        return [TensorSpec.from_json(d) for d in self.manifest["outputs"]]
+        return list(self.spec.outputs)
 
-    def artifact(self, name: str) -> dict[str, Any]:
-        """The manifest entry of artifact ``name``, or a clear error listing the others."""
-        if name not in self.manifest.get("artifacts", {}):
+    def entry(self, name: str) -> ArtifactEntry:
+        """The typed manifest entry of artifact ``name``, or a clear error listing the others."""
+        if name not in self.spec.artifacts:
             raise EdgeportError(
                 f"bundle {str(self.root)!r} has no artifact named {name!r}",
-                available=", ".join(self.manifest.get("artifacts", {})) or "no artifacts",
+                available=", ".join(self.spec.artifacts) or "no artifacts",
             )
-        return dict(self.manifest["artifacts"][name])
+        return self.spec.artifacts[name]
+
+    def artifact(self, name: str) -> dict[str, Any]:
+        """The manifest entry of artifact ``name`` as JSON, or a clear error listing the others."""
+        return dict(self.entry(name).raw)
 
     def path_of(self, name: str) -> Path:
-        """Absolute path of an artifact's main file."""
-        return self.root / self.artifact(name)["path"]
+        """Absolute path of an artifact's main file (checked to lie inside the bundle)."""
+        return resolve_inside(self.root, self.entry(name).path, f"artifact {name!r}")
 
-    def golden_sets(self) -> list[GoldenSet]:
-        """Every golden set, arrays loaded from ``golden/``."""
+    def golden_sets(self, *, check_hashes: bool = True) -> list[GoldenSet]:
+        """Every golden set, each file's path and sha256 checked before its array is read.
+
+        Raises:
+            IntegrityError: A golden path leaves the bundle, or a hash is missing or differs.
+            EdgeportError: A golden file is not a plain ``.npy`` array of a sane size.
+        """
         sets = []
-        for entry in self.manifest.get("golden", {}).get("sets", []):
+        for entry in self.spec.golden:
+            arrays = {}
+            for kind in ("inputs", "outputs"):
+                arrays[kind] = {
+                    k: self._golden_array(entry, rel, check_hashes)
+                    for k, rel in getattr(entry, kind).items()
+                }
             sets.append(
-                GoldenSet(
-                    name=entry["name"],
-                    sizes=dict(entry["sizes"]),
-                    inputs={k: _load_npy(self.root / p) for k, p in entry["inputs"].items()},
-                    outputs={k: _load_npy(self.root / p) for k, p in entry["outputs"].items()},
-                    batch=entry.get("batch"),
-                )
+                GoldenSet(entry.name, entry.sizes, arrays["inputs"], arrays["outputs"], entry.batch)
             )
         return sets
 
+    def _golden_array(self, entry: GoldenEntry, rel: str, check_hashes: bool) -> np.ndarray:
+        path = resolve_inside(self.root, rel, f"golden file of set {entry.name!r}")
+        if check_hashes:
+            problem = _golden_hash_problem(path, rel, entry)
+            if problem:
+                raise IntegrityError(problem, fix=_TAMPERED)
+        return load_npy(path, f"golden file {rel!r}", max_bytes=MAX_GOLDEN_BYTES)
 
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.asarray(np.load(path, allow_pickle=False))
-    except (OSError, ValueError) as exc:
-        raise CheckFailed(f"golden file {str(path)!r} cannot be read: {exc}") from exc
+
+_TAMPERED = "a file was modified or replaced after export; re-export the bundle"
+MAX_GOLDEN_BYTES = 1 << 30
+MAX_MANIFEST_BYTES = 64 << 20
 
 
-def load_bundle(path: str | Path, *, check_hashes: bool = True) -> Bundle:
-    """Open a bundle directory, check its schema and (by default) every artifact's sha256.
+def resolve_inside(root: Path, rel: str, what: str) -> Path:
+    """``root / rel`` after checking it stays in the bundle: the one path rule (DESIGN.md §7).
+
+    ``rel`` must be relative, non-empty, free of ``..``, and still inside ``root`` once symlinks
+    are resolved. libedgeport applies the same rule with the same messages.
 
     Raises:
-        EdgeportError: Not a bundle, unknown schema, or unreadable manifest.
-        CheckFailed: An artifact or golden file is missing or its hash does not match.
+        IntegrityError: The path leaves the bundle.
     """
-    root = Path(path)
+    if not rel or os.path.isabs(rel) or ".." in Path(rel).parts:
+        raise IntegrityError(
+            f"{what} points at '{rel}', outside the bundle: paths in a bundle must be relative "
+            "and stay inside it",
+            fix="do not open this bundle; re-export it",
+        )
+    base = root.resolve()
+    full = (base / rel).resolve()
+    if not full.is_relative_to(base):
+        raise IntegrityError(
+            f"{what} '{rel}' resolves (through a symlink) outside the bundle, to '{full}'",
+            fix="do not open this bundle; re-export it",
+        )
+    return root / rel
+
+
+def load_bundle(
+    path: str | Path, *, check_hashes: bool = True, public_key: str | Path | None = None
+) -> Bundle:
+    """Open a bundle directory: its signature (when a key is given), schema, fields and hashes.
+
+    Args:
+        path: The bundle directory.
+        check_hashes: Check the sha256 of every artifact, external-data and golden file.
+        public_key: A PEM Ed25519 public key: refuse the bundle unless ``manifest.json.sig``
+            verifies the manifest with it.
+
+    Raises:
+        EdgeportError: Not a bundle, unknown schema, or a manifest field missing or wrong.
+        IntegrityError: A path leaves the bundle, a file is missing or its hash differs, or the
+            signature is missing or wrong.
+    """
+    root = Path(path).absolute()
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise EdgeportError(
-            f"{str(root)!r} is not an edgeport bundle (no {MANIFEST})",
+            f"{str(path)!r} is not an edgeport bundle (no {MANIFEST})",
             expected="a directory written by `edgeport export`",
         )
+    text = _read_manifest(manifest_path)
+    if public_key is not None:
+        from edgeport.signing import check_signature
+
+        check_signature(root, text, public_key)
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        manifest = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise EdgeportError(
-            f"{str(manifest_path)!r} is not valid JSON ({exc})",
+            f"{str(manifest_path)!r} is not valid JSON ({_short(exc)})",
             fix="re-export the bundle; manifests are never edited by hand",
         ) from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        got = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
-        raise EdgeportError(
-            f"{str(manifest_path)!r} has schema {got!r}",
-            expected=f"schema {SCHEMA!r}",
-            fix="re-export the bundle with this edgeport version",
-        )
     bundle = Bundle(root, manifest)
     if check_hashes:
         problems = hash_problems(bundle)
         if problems:
-            raise CheckFailed(
-                f"bundle {str(root)!r} failed its integrity check: " + "; ".join(problems),
-                fix="an artifact was modified or replaced after export; re-export the bundle",
+            raise IntegrityError(
+                f"bundle {str(path)!r} failed its integrity check: " + "; ".join(problems),
+                fix=_TAMPERED,
             )
     return bundle
 
 
+def _read_manifest(path: Path) -> bytes:
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise EdgeportError(
+            f"{str(path)!r} is {path.stat().st_size:,} bytes",
+            expected=f"a manifest under {MAX_MANIFEST_BYTES:,} bytes",
+        )
+    return path.read_bytes()
+
+
 def hash_problems(bundle: Bundle) -> list[str]:
-    """Every artifact (and external-data file) whose sha256 differs from the manifest."""
+    """Every file the manifest names that leaves the bundle, is missing or has another sha256.
+
+    Covers artifacts, their external data, golden files and the pruning plan and weights.
+    """
     problems = []
-    for name, entry in bundle.artifacts.items():
-        for record in [entry, *entry.get("external_data", [])]:
-            path = bundle.root / record["path"]
-            if not path.is_file():
-                problems.append(f"artifact {name!r}: file {record['path']!r} is missing")
+    records = [
+        (f"artifact {name!r}", record)
+        for name, entry in bundle.spec.artifacts.items()
+        for record in (FileRecord(entry.path, entry.sha256), *entry.external_data)
+    ]
+    records += [(f"pruning {key}", r) for key, r in bundle.spec.pruning.items()]
+    for what, record in records:
+        try:
+            path = resolve_inside(bundle.root, record.path, what)
+        except IntegrityError as exc:
+            problems.append(exc.what)
+            continue
+        if not path.is_file():
+            problems.append(f"{what}: file {record.path!r} is missing")
+            continue
+        actual = sha256_file(path)
+        if actual != record.sha256:
+            problems.append(
+                f"{what}: sha256 of {record.path!r} is {actual[:16]}…, "
+                f"manifest says {record.sha256[:16]}…"
+            )
+    for entry in bundle.spec.golden:
+        for rel in (*entry.inputs.values(), *entry.outputs.values()):
+            try:
+                path = resolve_inside(bundle.root, rel, f"golden file of set {entry.name!r}")
+            except IntegrityError as exc:
+                problems.append(exc.what)
                 continue
-            actual = sha256_file(path)
-            if actual != record["sha256"]:
-                problems.append(
-                    f"artifact {name!r}: sha256 of {record['path']!r} is {actual[:16]}…, "
-                    f"manifest says {record['sha256'][:16]}…"
-                )
+            problem = _golden_hash_problem(path, rel, entry)
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def _golden_hash_problem(path: Path, rel: str, entry: GoldenEntry) -> str | None:
+    expected = entry.sha256.get(rel)
+    if expected is None:
+        return f"golden file {rel!r} has no sha256 in the manifest"
+    if not path.is_file():
+        return f"golden file {rel!r} is missing"
+    actual = sha256_file(path)
+    if actual != expected:
+        return f"golden file: sha256 of {rel!r} is {actual[:16]}…, manifest says {expected[:16]}…"
+    return None
 
 
 class BundleWriter:
     """Builds a bundle in a hidden sibling directory and swaps it into place on `commit`.
 
     Use as a context manager; leaving the block without `commit` (an exception) removes the
-    temporary directory and leaves the final name untouched.
+    temporary directory and leaves the final name untouched. Only an empty directory or an
+    existing edgeport bundle is ever replaced (never ``.``, a parent of it, the home directory
+    or ``/`` as a new ``--out``).
 
     Args:
         final: The bundle directory to create or replace.
+        update: ``final`` is the bundle being updated in place (quantize, build's reports): it
+            may be the current directory.
     """
 
-    def __init__(self, final: str | Path) -> None:
-        self.final = Path(final).absolute()
+    def __init__(self, final: str | Path, *, update: bool = False) -> None:
+        self.final = Path(os.path.abspath(final))
+        check_out_dir(self.final, update=update)
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        if self.final.exists() and not _replaceable(self.final):
-            raise EdgeportError(
-                f"{str(self.final)!r} exists and is not an edgeport bundle",
-                expected="a new path, or an existing bundle to replace",
-                fix="choose another --out directory, or remove this one yourself",
-            )
         _remove_stale_temps(self.final)
         prefix = f".{self.final.name}.tmp-{os.getpid()}-"
         self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=self.final.parent))
@@ -247,15 +352,44 @@ class BundleWriter:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def copy_from(self, bundle: Bundle) -> None:
-        """Start from an existing bundle's files (hard links where possible, else copies)."""
-        for src in bundle.root.rglob("*"):
-            if src.is_file() and src.name != MANIFEST:
+        """Start from an existing bundle's regular files (hard links where possible, else copies).
+
+        Symlinks are never followed or copied, and the signature is dropped: the new manifest
+        differs from the one it signed.
+        """
+        if (bundle.root / SIGNATURE_FILE).exists():
+            log.warning(
+                "%s was signed; the signature covered the old manifest and is not carried over: "
+                "sign the bundle again (edgeport sign)",
+                bundle.root,
+            )
+        for dirpath, dirs, files in os.walk(bundle.root):
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(dirpath, d))]
+            for name in files:
+                src = Path(dirpath, name)
+                if src.is_symlink() or not src.is_file() or name in (MANIFEST, SIGNATURE_FILE):
+                    continue
                 dst = self.root / src.relative_to(bundle.root)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.link(src, dst)
                 except OSError:
                     shutil.copy2(src, dst)
+
+    def golden_entry(
+        self,
+        set_dir: str,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Write one golden set under ``set_dir`` and return its manifest entry (with hashes)."""
+        files = {
+            kind: {k: self.save_golden(set_dir, kind, k, v) for k, v in arrays.items()}
+            for kind, arrays in (("inputs", inputs), ("outputs", outputs))
+        }
+        rels = [*files["inputs"].values(), *files["outputs"].values()]
+        return {**fields, **files, "sha256": {r: sha256_file(self.root / r) for r in rels}}
 
     def save_golden(self, set_dir: str, kind: str, name: str, array: np.ndarray) -> str:
         """Write a golden array under ``set_dir/kind/``, its file name safe for any tensor name."""
@@ -264,14 +398,25 @@ class BundleWriter:
 
     def save_npy(self, rel: str, array: np.ndarray) -> str:
         """Write ``array`` to ``rel`` (no pickle) and return ``rel``."""
+        np.save(self.fresh(rel), np.ascontiguousarray(array), allow_pickle=False)
+        return rel
+
+    def fresh(self, rel: str) -> Path:
+        """The path of ``rel`` in the new bundle, ready to be written.
+
+        A file carried over by `copy_from` is a hard link to the old bundle's file: it is
+        unlinked first, so that writing never changes the bundle being replaced.
+        """
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, np.ascontiguousarray(array), allow_pickle=False)
-        return rel
+        if path.exists() or path.is_symlink():
+            path.unlink()
+        return path
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write the manifest, fsync everything and swap the bundle into place."""
         manifest = {"schema": SCHEMA, **{k: v for k, v in manifest.items() if k != "schema"}}
+        parse_manifest(json.loads(dumps_strict(manifest)))  # never write what we cannot read
         (self.root / MANIFEST).write_text(dumps_strict(manifest) + "\n")
         _fsync_tree(self.root)
         if self.final.exists():
@@ -284,8 +429,88 @@ class BundleWriter:
         return self.final
 
 
+def check_out_dir(out: str | Path, *, update: bool = False) -> None:
+    """Refuse to replace anything edgeport did not make (DESIGN.md §7).
+
+    Commands call it before any work, so that a refused ``--out`` costs nothing; `BundleWriter`
+    calls it again before it writes.
+    """
+    final = Path(os.path.abspath(out))
+    cwd = Path(os.getcwd())
+    if final.is_symlink():
+        raise EdgeportError(
+            f"{str(final)!r} is a symlink",
+            expected="a new path, or an existing bundle directory (not a link to one)",
+        )
+    protected = {Path(final.anchor), Path.home()}
+    if final in protected or (not update and cwd.is_relative_to(final)):
+        raise EdgeportError(
+            f"refusing to write a bundle over {str(final)!r}: it is the current directory, a "
+            "parent of it, the home directory or the file system root",
+            fix="give --out a new directory, e.g. --out my-bundle",
+        )
+    existing = next(p for p in final.parents if p.exists() or p == Path(final.anchor))
+    if not existing.is_dir():
+        raise EdgeportError(
+            f"cannot create {str(final)!r}: a parent of it is a file, not a directory",
+            fix="choose an --out path whose parents are directories",
+        )
+    if final.exists() and not _replaceable(final):
+        raise EdgeportError(
+            f"{str(final)!r} exists and is not an edgeport bundle",
+            expected="a new path, an empty directory, or an existing bundle to replace",
+            fix="choose another --out directory, or remove this one yourself",
+        )
+
+
 def _replaceable(path: Path) -> bool:
-    return path.is_dir() and ((path / MANIFEST).is_file() or not any(path.iterdir()))
+    """An empty directory, or one whose manifest.json is an ``edgeport.bundle/*`` manifest."""
+    if not path.is_dir():
+        return False
+    if not any(path.iterdir()):
+        return True
+    manifest = path / MANIFEST
+    if manifest.is_symlink() or not manifest.is_file():
+        return False
+    try:
+        if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+            return False
+        doc = json.loads(manifest.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    return isinstance(schema, str) and schema.startswith(SCHEMA_FAMILY)
+
+
+def write_file_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` to a temp file beside ``path``, fsync, and rename it over ``path``.
+
+    A symlink at ``path`` is replaced, never written through; a crash leaves the old file.
+
+    Raises:
+        EdgeportError: The folder does not exist, or ``path`` is a directory.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise EdgeportError(
+            f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist",
+            fix="create the folder first, or write somewhere else",
+        )
+    if path.is_dir() and not path.is_symlink():
+        raise EdgeportError(f"cannot write {str(path)!r}: it is a directory")
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def _remove_stale_temps(final: Path) -> None:
@@ -395,3 +620,22 @@ def _all_tensors(model: Any) -> list[Any]:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def sign_bundle(path: str | Path, private_key: str | Path) -> Path:
+    """Write ``manifest.json.sig``: an Ed25519 signature over the manifest's exact bytes.
+
+    The bundle is checked first (schema, fields, every hash): edgeport never signs a bundle
+    whose files do not match its manifest.
+
+    Returns:
+        The signature file's path.
+    """
+    from edgeport.signing import sign_manifest
+
+    before = _read_manifest(Path(path) / MANIFEST) if (Path(path) / MANIFEST).is_file() else b""
+    bundle = load_bundle(path)
+    text = _read_manifest(bundle.root / MANIFEST)
+    if text != before:
+        raise EdgeportError(f"{str(path)!r} changed while it was being signed; sign it again")
+    return write_file_atomic(bundle.root / SIGNATURE_FILE, sign_manifest(text, private_key))

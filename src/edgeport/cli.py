@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from edgeport.errors import EXIT_CHECK_FAILED, EXIT_OK, EdgeportError
+from edgeport.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EdgeportError,
+)
 
 EXPORT_EXAMPLE = """example:
   edgeport export torchvision:resnet18 --input input:1x3x224x224 --dynamic input:0=batch --out b
@@ -36,7 +42,8 @@ QUANTIZE_EXAMPLE = """example:
 """
 RUN_EXAMPLE = """example:
   edgeport run b --inputs x.npz --out y.npz
-  edgeport run b --artifact torchscript-fp32 --trust-torchscript --json
+  edgeport run b --artifact torchscript-fp32 --trust-code --json
+  edgeport run b --public-key maker.pub          # refuse unless signed by maker.key
   edgeport run b --provider cuda --allow-fallback
 """
 PRUNE_EXAMPLE = """example:
@@ -52,6 +59,11 @@ BUILD_EXAMPLE = """example:
   edgeport build torchvision:resnet18 --input input:1x3x224x224 --calib random --out b
   edgeport build model.py:make --input x:batch=1x3x64x64 --calib c.npz --eval e.npz --max-drop 1
   edgeport build --config edgeport.toml
+"""
+SIGN_EXAMPLE = """example:
+  edgeport keygen maker                 # writes maker.key (private) and maker.pub
+  edgeport sign b --key maker.key       # writes b/manifest.json.sig
+  edgeport verify b --public-key maker.pub
 """
 DEMO_EXAMPLE = """example:
   edgeport demo --out demo-bundle
@@ -78,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print machine-readable JSON")
         p.add_argument("--debug", action="store_true", help="show tracebacks")
         p.add_argument("-v", "--verbose", action="store_true", help="log each step")
+        p.add_argument(
+            "--trust-code",
+            action="store_true",
+            help="allow loading code a bundle carries (TorchScript, its model.source); "
+            "only for bundles you trust; logged",
+        )
         p.set_defaults(func=fn)
         return p
 
@@ -127,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("verify", "Re-check a bundle's hashes and golden parity.", VERIFY_EXAMPLE, cmd_verify)
     p.add_argument("bundle", help="bundle directory")
     p.add_argument("--artifact", action="append", default=None, help="only this artifact")
+    _public_key_argument(p)
+    for flag, help_ in (
+        ("--rtol", "relative tolerance (fp32 default 1e-3)"),
+        ("--atol", "absolute tolerance (fp32 default 1e-5)"),
+        ("--min-cosine", "minimum cosine (int8 default 0.99)"),
+        ("--min-top1", "minimum top-1 agreement (int8 default 0.95)"),
+    ):
+        p.add_argument(
+            flag,
+            type=float,
+            default=None,
+            help=help_ + "; replaces the profile and the manifest, and may be looser",
+        )
     p.add_argument(
         "--sizes",
         action="append",
@@ -257,16 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=None, help="intra-op threads")
     p.add_argument("--cast", action="store_true", help="cast inputs to the model's dtypes")
-    p.add_argument(
-        "--trust-torchscript",
-        action="store_true",
-        help="allow running a TorchScript artifact (it runs code from the file)",
-    )
-    p.add_argument("--out", help="write the outputs to this .npz")
+    _public_key_argument(p)
+    p.add_argument("--out", help="write the outputs to this .npz (a new file, or one it wrote)")
 
     p = verb("bench", "Measure latency of a bundle's artifacts.", BENCH_EXAMPLE, cmd_bench)
     p.add_argument("bundle", help="bundle directory")
     _bench_arguments(p)
+    _public_key_argument(p)
     p.add_argument(
         "--compare", help="a saved report.json: exit 1 on a statistically clear regression"
     )
@@ -293,26 +321,110 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="edgeport.toml with [build], [export], [bench] sections")
     _bench_arguments(p, defaults=False)
 
+    p = verb("keygen", "Make an Ed25519 key pair for signing bundles.", SIGN_EXAMPLE, cmd_keygen)
+    p.add_argument("prefix", help="writes PREFIX.key (private, mode 600) and PREFIX.pub")
+
+    p = verb("sign", "Sign a bundle's manifest (Ed25519).", SIGN_EXAMPLE, cmd_sign)
+    p.add_argument("bundle", help="bundle directory")
+    p.add_argument("--key", required=True, help="PEM Ed25519 private key (edgeport keygen)")
+
     p = verb("demo", "Export and verify the built-in example model.", DEMO_EXAMPLE, cmd_demo)
     p.add_argument("--out", default="demo-bundle", help="bundle directory (default demo-bundle)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `edgeport` console script; returns the exit code."""
+    """Entry point of the `edgeport` console script; returns the exit code.
+
+    Every exception becomes one message and an exit code (traceback only with ``--debug``):
+    2 for bad input (an `EdgeportError`, a file that cannot be read or written, memory), 1 for a
+    failed check, 3 for a bug in edgeport.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
         code: int = args.func(args)
         return code
-    except EdgeportError as exc:
-        if args.debug:
-            raise
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, code = _explain(exc)
+        _console(stderr=True).print(
+            f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
+        )
+        return code
+
+
+def _explain(exc: Exception) -> tuple[str, int]:
+    """One message and exit code for any exception that reaches the command line."""
+    if isinstance(exc, EdgeportError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, OSError):
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return f"cannot use{where}: {exc.strerror or exc}", EXIT_BAD_INPUT
+    if isinstance(exc, MemoryError):
+        return "ran out of memory (an input or file is larger than this machine holds)", 2
+    text = str(exc).strip().splitlines()
+    return (
+        f"edgeport hit an error it does not explain yet ({type(exc).__name__}: "
+        f"{text[0][:300] if text else ''}). This is a bug in edgeport: rerun with --debug for "
+        "the traceback and report it",
+        EXIT_INTERNAL,
+    )
+
+
+def _public_key_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--public-key",
+        metavar="PEM",
+        help="refuse the bundle unless manifest.json.sig verifies with this Ed25519 key",
+    )
+
+
+def _read_report(path: str) -> dict[str, Any]:
+    """A saved report.json for --compare, read before any timing starts."""
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_bytes()[: 64 << 20])
+    except OSError as exc:
+        raise EdgeportError(f"cannot read --compare {path!r}: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise EdgeportError(
+            f"--compare {path!r} is not JSON ({str(exc)[:200]})",
+            expected="a report.json written by edgeport bench (or bench --json)",
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise EdgeportError(
+            f"--compare {path!r} is not an edgeport bench report (no 'results' list)",
+            expected="a report.json written by edgeport bench (or bench --json)",
+        )
+    return data
+
+
+def _run_out_path(text: str) -> Any:
+    """Where `run --out` writes: an .npz in an existing folder, never over a file it did not
+    write (an existing file must be an .npz archive)."""
+    import zipfile
+    from pathlib import Path
+
+    path = Path(text)
+    if path.suffix != ".npz":
+        raise EdgeportError(f"--out {text!r} does not end in .npz", expected="e.g. --out y.npz")
+    if not path.parent.is_dir():
+        raise EdgeportError(
+            f"--out {text!r}: folder {str(path.parent)!r} does not exist",
+            fix="create the folder first",
+        )
+    if path.exists() and (path.is_dir() or not zipfile.is_zipfile(path)):
+        raise EdgeportError(
+            f"--out {text!r} exists and is not an .npz archive",
+            fix="choose a new file name; edgeport never overwrites a file it did not write",
+        )
+    return path
 
 
 def run() -> None:
@@ -355,8 +467,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from edgeport.verify import verify_bundle
 
     sizes = [_parse_sizes(text) for text in args.sizes]
+    tolerance = {
+        "rtol": args.rtol,
+        "atol": args.atol,
+        "min_cosine": args.min_cosine,
+        "min_top1": args.min_top1,
+    }
     with _progress(args.json):
-        report = verify_bundle(args.bundle, artifacts=args.artifact, eager_sizes=sizes)
+        report = verify_bundle(
+            args.bundle,
+            artifacts=args.artifact,
+            eager_sizes=sizes,
+            trust_code=args.trust_code,
+            tolerance=tolerance,
+            public_key=args.public_key,
+        )
     if args.json:
         _print_json(report.to_json())
     else:
@@ -456,15 +581,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edgeport.benchmarks.report import write_reports
 
     options = _bench_options(args)
+    baseline = _read_report(args.compare) if args.compare else None
     with _progress(args.json):
-        report = run_bench(args.bundle, options)
+        report = run_bench(
+            args.bundle, options, trust_code=args.trust_code, public_key=args.public_key
+        )
     if not args.no_report:
         write_reports(report, args.bundle)
     regressions: list[str] = []
-    if args.compare:
-        from pathlib import Path
-
-        baseline = json.loads(Path(args.compare).read_text())
+    if baseline is not None:
         regressions = compare_reports(report, baseline, threshold=args.threshold)
         report["regressions"] = regressions
     if args.json:
@@ -496,6 +621,8 @@ def _print_bench(report: dict[str, Any]) -> None:
     console.print(table)
     for warning in report.get("warnings") or []:
         console.print(f"[yellow]unstable:[/] {warning}", highlight=False)
+    for skipped in report.get("skipped") or []:
+        console.print(f"[yellow]skipped:[/] {skipped}", highlight=False)
     rec = report.get("recommended") or {}
     console.print(
         f"recommended: [bold]{rec.get('artifact')}[/] — {rec.get('reason')}", highlight=False
@@ -641,7 +768,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         torchscript=args.torchscript,
     )
     with _progress(args.json):
-        bundle = quantize(args.bundle, options)
+        bundle = quantize(args.bundle, options, trust_code=args.trust_code)
     name = next(n for n in reversed(list(bundle.artifacts)) if n.startswith("onnx-int8"))
     entry = bundle.artifact(name)
     if args.json:
@@ -700,13 +827,16 @@ def _print_quantized(name: str, entry: dict[str, Any], recommended: dict[str, An
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`edgeport run`."""
+    import io
     import time
 
     import numpy as np
 
+    from edgeport.bundle import write_file_atomic
     from edgeport.data import load_npz
     from edgeport.runtime.session import Session
 
+    out = _run_out_path(args.out) if args.out else None
     session = Session(
         args.bundle,
         args.artifact,
@@ -714,22 +844,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         allow_fallback=args.allow_fallback,
         cast=args.cast,
-        trust_torchscript=args.trust_torchscript,
+        trust_code=args.trust_code,
+        public_key=args.public_key,
     )
     if args.inputs:
         feeds = load_npz(args.inputs, session.inputs)
-    elif session.bundle is not None:
+    elif session.bundle is not None and session.bundle.spec.golden:
         feeds = session.bundle.golden_sets()[0].inputs
     else:
         raise EdgeportError(
-            "--inputs is required for a bare .onnx file",
+            "--inputs is required: this model has no golden inputs to run on",
             expected="an .npz with one array per input name",
         )
     start = time.perf_counter()
     outputs = session.run(feeds)
     seconds = time.perf_counter() - start
-    if args.out:
-        np.savez(args.out, **outputs)
+    if out is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **outputs)
+        write_file_atomic(out, buffer.getvalue())
     summary = {
         "artifact": session.artifact,
         "provider": outputs.provider,
@@ -739,7 +872,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             k: {"dtype": str(v.dtype), "shape": list(v.shape), **_stats(v)}
             for k, v in outputs.items()
         },
-        "written": args.out,
+        "written": str(out) if out else None,
         "notes": session.notes,
     }
     if args.json:
@@ -777,6 +910,35 @@ def _print_run(summary: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if summary["written"]:
         console.print(f"outputs written to {summary['written']}", highlight=False)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """`edgeport keygen`."""
+    from edgeport.signing import generate_keypair
+
+    private, public = f"{args.prefix}.key", f"{args.prefix}.pub"
+    generate_keypair(private, public)
+    if args.json:
+        _print_json({"private_key": private, "public_key": public})
+    else:
+        _console().print(
+            f"wrote {private} (private: keep it secret) and {public} (give it to whoever runs "
+            "your bundles)",
+            highlight=False,
+        )
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """`edgeport sign`."""
+    from edgeport.bundle import sign_bundle
+
+    path = sign_bundle(args.bundle, args.key)
+    if args.json:
+        _print_json({"bundle": args.bundle, "signature": str(path)})
+    else:
+        _console().print(f"signed: {path}", highlight=False)
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -917,8 +1079,15 @@ def _print_verify(report: Any) -> None:
                 )
     console = _console()
     console.print(table)
+    for name, why in report.skipped.items():
+        console.print(f"[yellow]skipped:[/] {name}: {why}", highlight=False)
     if report.passed:
-        console.print("[green]verified:[/] hashes match and every artifact passes parity")
+        checked = ", ".join(report.artifacts)
+        console.print(
+            "[green]verified:[/] hashes match and every checked artifact passes parity "
+            f"({checked})",
+            highlight=False,
+        )
     for problem in report.problems:
         console.print(f"[red]failed:[/] {problem}", highlight=False, soft_wrap=True)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from edgeport.spec import TensorSpec
 log = logging.getLogger(__name__)
 
 INT_HIGH = 10
+MAX_RANDOM_ELEMENTS = 1 << 28
 
 
 def random_inputs(
@@ -39,6 +41,13 @@ def random_inputs(
     out: dict[str, np.ndarray] = {}
     for spec in specs:
         shape = spec.concrete_shape(sizes)
+        if math.prod(shape) > MAX_RANDOM_ELEMENTS:
+            raise EdgeportError(
+                f"input {spec.name!r} at sizes {sizes} would be {list(shape)} "
+                f"({math.prod(shape):,} elements)",
+                expected=f"at most {MAX_RANDOM_ELEMENTS:,} elements for generated inputs",
+                fix="use smaller sizes",
+            )
         dtype = np.dtype(spec.dtype)
         if dtype.kind == "f":
             out[spec.name] = rng.standard_normal(shape).astype(dtype)
@@ -61,33 +70,51 @@ def read_arrays(
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Arrays for ``specs`` from an ``.npz``/``.npy`` (first ``cap`` samples), and ``labels``.
 
-    ``.npy`` files are memory-mapped, so a cap reads only what it keeps.
+    Each array's header is checked against its spec (dtype kind, rank, fixed dims) and a size
+    cap before any data is read, and only the first ``cap`` samples are read.
     """
+    from edgeport._npy import load_npy, load_npz
+
     if not path.is_file():
         raise EdgeportError(f"data file {str(path)!r} does not exist")
     names = [s.name for s in specs]
-    try:
-        if path.suffix == ".npy":
-            if len(specs) != 1:
-                raise EdgeportError(
-                    f"{str(path)!r} is a single .npy but the model has inputs {names}",
-                    fix="give an .npz with one array per input name",
-                )
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-            return {names[0]: np.array(array[:cap])}, None
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [n for n in names if n not in archive.files]
-            if missing:
-                raise EdgeportError(
-                    f"{str(path)!r} has no array for inputs {missing}",
-                    expected=f"one array per input, keyed {names} (and optionally 'labels')",
-                    available=", ".join(archive.files) or "no arrays",
-                )
-            arrays = {n: np.array(archive[n][:cap]) for n in names}
-            labels = np.array(archive["labels"][:cap]) if "labels" in archive.files else None
-    except (OSError, ValueError) as exc:
-        raise EdgeportError(f"cannot read {str(path)!r} as numpy data: {exc}") from exc
+    check = _header_check(specs, str(path))
+    if path.suffix == ".npy":
+        if len(specs) != 1:
+            raise EdgeportError(
+                f"{str(path)!r} is a single .npy but the model has inputs {names}",
+                fix="give an .npz with one array per input name",
+            )
+        array = load_npy(path, repr(str(path)), rows=cap, check=check, name=names[0])
+        return {names[0]: array}, None
+    arrays = load_npz(path, repr(str(path)), names, optional=("labels",), rows=cap, check=check)
+    labels = arrays.pop("labels", None)
     return arrays, labels
+
+
+def _header_check(specs: Sequence[TensorSpec], where: str) -> Any:
+    """A check for `edgeport._npy` that refuses an array its input cannot take, before reading."""
+    by_name = {s.name: s for s in specs}
+
+    def check(name: str, header: Any) -> None:
+        spec = by_name.get(name)
+        if spec is None:  # labels
+            if len(header.shape) != 1 or header.dtype.kind not in "iu":
+                raise EdgeportError(
+                    f"{where}: 'labels' is {header.dtype}{list(header.shape)}",
+                    expected="one integer class id per sample",
+                )
+            return
+        if len(header.shape) != len(spec.shape) or any(
+            isinstance(d, int) and d != a
+            for d, a in zip(spec.shape[1:], header.shape[1:], strict=True)
+        ):
+            raise EdgeportError(
+                f"{where}: array {name!r} has shape {list(header.shape)}",
+                expected=f"{list(spec.shape)} (samples along axis 0)",
+            )
+
+    return check
 
 
 DEFAULT_MAX_SAMPLES = 256
@@ -193,7 +220,6 @@ def _from_numpy(path: Path, inputs: Sequence[TensorSpec], cap: int) -> SampleSet
 
 def _from_image_folder(path: Path, inputs: Sequence[TensorSpec], cap: int) -> SampleSet:
     """Images (``folder/*.png`` or ``folder/<class>/*.png``): resize, scale, normalise."""
-    from PIL import Image
 
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         raise EdgeportError(
@@ -211,9 +237,7 @@ def _from_image_folder(path: Path, inputs: Sequence[TensorSpec], cap: int) -> Sa
     classes = sorted({p.parent.name for p in files if p.parent != path})
     images, labels = [], []
     for file in files:
-        with Image.open(file) as opened:
-            img = opened.convert("RGB" if channels == 3 else "L").resize((width, height))
-            array = np.asarray(img, dtype=np.float32) / 255.0
+        array = _read_image(file, "RGB" if channels == 3 else "L", (width, height))
         if channels == 3:
             array = ((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
         else:
@@ -227,6 +251,35 @@ def _from_image_folder(path: Path, inputs: Sequence[TensorSpec], cap: int) -> Sa
         else {spec.name: np.zeros((0, channels, height, width), spec.dtype)}
     )
     return SampleSet(str(path), arrays, np.array(labels) if classes and labels else None)
+
+
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def _read_image(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """One image as float32 in [0, 1], resized; a corrupt or huge file is a clear error."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as opened:
+                if opened.width * opened.height > MAX_IMAGE_PIXELS:
+                    raise EdgeportError(
+                        f"image {str(file)!r} is {opened.width}×{opened.height} pixels",
+                        expected=f"at most {MAX_IMAGE_PIXELS:,} pixels per image",
+                    )
+                img = opened.convert(mode).resize(size)
+    except EdgeportError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Warning) as exc:
+        raise EdgeportError(
+            f"image {str(file)!r} cannot be read: {str(exc)[:200] or type(exc).__name__}",
+            fix="remove or replace the file; every image in the folder is used",
+        ) from exc
+    return np.asarray(img, dtype=np.float32) / 255.0
 
 
 def _from_factory(spec: str, inputs: Sequence[TensorSpec], cap: int) -> SampleSet:

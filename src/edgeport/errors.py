@@ -1,8 +1,10 @@
 """The two roots of edgeport's exceptions.
 
 `EdgeportError` is for what the user can fix: the CLI prints its message and exits with a non-zero
-code, no traceback. `InternalError` is a bug in edgeport. `CheckFailed` is an `EdgeportError` for a
-check that ran and failed (parity, hashes): exit code 1 instead of 2.
+code, no traceback. `InternalError` is a bug in edgeport (exit 3). `CheckFailed` is an
+`EdgeportError` for a check that ran and failed (parity, hashes): exit code 1 instead of 2;
+`IntegrityError` is the kind a tampered bundle raises. `CodeNotTrusted` refuses to load code from
+a bundle (TorchScript, a model source) without the user's opt-in.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 
 
 class EdgeportError(Exception):
@@ -53,6 +56,14 @@ class CheckFailed(EdgeportError):
     """A verification ran and failed (parity out of tolerance, hash mismatch)."""
 
     exit_code = EXIT_CHECK_FAILED
+
+
+class IntegrityError(CheckFailed):
+    """A bundle failed an integrity check: a hash, a path that leaves it, a signature."""
+
+
+class CodeNotTrusted(EdgeportError):
+    """Opening something would run code from it, and the user did not opt in (`--trust-code`)."""
 
 
 class InternalError(Exception):

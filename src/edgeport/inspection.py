@@ -68,7 +68,7 @@ def inspect_path(path: str | Path) -> dict[str, Any]:
         for name, entry in bundle.artifacts.items():
             info = {k: entry.get(k) for k in ("path", "format", "precision", "size_bytes")}
             if entry["format"] == "onnx":
-                summary = summarize_onnx(bundle.root / entry["path"])
+                summary = summarize_onnx(bundle.path_of(name))
                 info.update(ops=summary["ops"], nodes=summary["nodes"])
             artifacts[name] = info
         return {

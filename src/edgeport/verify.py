@@ -1,14 +1,30 @@
-"""`verify_bundle`: re-check a bundle's hashes and every artifact's golden parity."""
+"""`verify_bundle`: re-check a bundle's hashes and every artifact's golden parity.
+
+verify decides and the manifest only records (DESIGN.md §7): each artifact is judged with
+`effective_tolerance` (never looser than its precision's profile unless the caller passes looser
+values), an artifact checked on no golden set fails, and every golden file's sha256 is checked
+before it is read. TorchScript artifacts and the eager re-check load code, so they run only with
+``trust_code``; without it TorchScript artifacts are listed as skipped.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeport.benchmarks.parity import Precision, Tolerance, check_outputs
-from edgeport.bundle import hash_problems, load_bundle
+import numpy as np
+
+from edgeport.benchmarks.parity import check_outputs, effective_tolerance
+from edgeport.bundle import Bundle, GoldenSet, hash_problems, load_bundle
 from edgeport.errors import EdgeportError
+from edgeport.manifest import ArtifactEntry
+from edgeport.trust import require_trust
+
+
+class GoldenSetError(EdgeportError):
+    """A golden set that cannot be fed or compared as the manifest records it (exit 2)."""
 
 
 @dataclass
@@ -19,15 +35,17 @@ class VerifyReport:
         bundle: The bundle directory.
         problems: Every failure found (hash mismatch, parity out of tolerance, load errors).
         artifacts: Artifact name → golden set → output → parity JSON.
+        skipped: Artifact name → why it was not checked (code without ``trust_code``).
     """
 
     bundle: str
     problems: list[str] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        """True when nothing failed."""
+        """True when nothing failed and at least one artifact was checked."""
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
@@ -37,6 +55,7 @@ class VerifyReport:
             "passed": self.passed,
             "problems": self.problems,
             "artifacts": self.artifacts,
+            "skipped": self.skipped,
         }
 
 
@@ -45,60 +64,171 @@ def verify_bundle(
     *,
     artifacts: list[str] | None = None,
     eager_sizes: list[dict[str, int]] | None = None,
+    trust_code: bool = False,
+    tolerance: Mapping[str, float | None] | None = None,
+    public_key: str | Path | None = None,
 ) -> VerifyReport:
-    """Check hashes, then run every artifact on every golden set against the manifest tolerance.
+    """Check hashes, then run every artifact on its golden sets with the effective tolerance.
 
     Args:
         path: The bundle directory.
         artifacts: Only these artifacts (default: all).
         eager_sizes: Also rebuild the model from its source and compare at these symbolic sizes
-            (e.g. ``[{"batch": 3}, {"batch": 7}]``); needs torch and the model source.
+            (e.g. ``[{"batch": 3}, {"batch": 7}]``); needs torch, and ``trust_code`` unless the
+            source is a torchvision builder.
+        trust_code: Also check TorchScript artifacts (loading them runs their code).
+        tolerance: The caller's own criteria (``rtol``, ``atol``, ``min_cosine``,
+            ``min_top1``); they replace the profile's and the manifest's, and may be looser.
+        public_key: Refuse the bundle unless its signature verifies with this PEM key.
 
     Returns:
-        The report; `VerifyReport.passed` is False on any failure (never raises for failures
-        found in the bundle's content; a path that is not a bundle raises `EdgeportError`).
-    """
-    from edgeport.runtime.runners import runner_for
+        The report; `VerifyReport.passed` is False on any failure found in the bundle's content.
 
-    bundle = load_bundle(path, check_hashes=False)
+    Raises:
+        EdgeportError: Not a bundle, a bad manifest or golden file, or code without trust.
+        IntegrityError: The signature is missing or wrong (when ``public_key`` is given).
+    """
+    bundle = load_bundle(path, check_hashes=False, public_key=public_key)
     report = VerifyReport(str(path))
+    names = artifacts or list(bundle.spec.artifacts)
+    entries = [bundle.entry(n) for n in names]  # unknown name: clear error listing the others
+    if artifacts:
+        for entry in entries:
+            if entry.runs_code:
+                require_trust(trust_code, f"checking {entry.format} artifact {entry.name!r}")
+    if eager_sizes:
+        from edgeport.exporter.flow import require_rebuild_trust
+
+        require_rebuild_trust(bundle, trust_code)
     report.problems += hash_problems(bundle)
-    names = artifacts or list(bundle.artifacts)
-    for name in names:
-        bundle.artifact(name)  # unknown name: clear error listing the others
-    broken = {p.split("'")[1] for p in report.problems if p.startswith("artifact '")}
-    sets = bundle.golden_sets()
-    for name in names:
-        if name in broken:
+    if report.problems:
+        return report  # nothing a tampered bundle holds is run
+    sets = {g.name: g for g in bundle.golden_sets(check_hashes=False)}
+    for entry in entries:
+        if entry.runs_code and not trust_code:
+            report.skipped[entry.name] = (
+                f"{entry.format} loads code from the bundle; pass --trust-code to check it"
+            )
             continue
-        entry = bundle.artifact(name)
-        tolerance = _tolerance(entry)
-        try:
-            runner = runner_for(bundle, name)
-            per_set = {}
-            wanted = entry.get("golden_sets")
-            for gset in (g for g in sets if wanted is None or g.name in wanted):
-                results = check_outputs(_run(runner, gset), gset.outputs, tolerance)
-                per_set[gset.name] = {r.name: r.to_json() for r in results}
-                report.problems += [
-                    f"artifact {name!r}, golden set {gset.name!r}: {f}"
-                    for r in results
-                    for f in r.failures
-                ]
-            report.artifacts[name] = per_set
-        except EdgeportError as exc:
-            report.problems.append(f"artifact {name!r}: {exc}")
+        _check_artifact(bundle, entry, sets, trust_code, tolerance, report)
+    if not report.artifacts and not report.problems:
+        report.problems.append(
+            "no artifact was checked ("
+            + ("; ".join(f"{k}: {v}" for k, v in report.skipped.items()) or "the bundle has none")
+            + ")"
+        )
     for sizes in eager_sizes or []:
-        _check_eager(bundle, sizes, report)
+        _check_eager(bundle, sizes, report, trust_code)
     return report
 
 
-def _check_eager(bundle: Any, sizes: dict[str, int], report: VerifyReport) -> None:
+def _check_artifact(
+    bundle: Bundle,
+    entry: ArtifactEntry,
+    sets: dict[str, GoldenSet],
+    trust_code: bool,
+    override: Mapping[str, float | None] | None,
+    report: VerifyReport,
+) -> None:
+    from edgeport.runtime.runners import runner_for
+
+    name = entry.name
+    wanted = list(sets) if entry.golden_sets is None else list(entry.golden_sets)
+    unknown = [s for s in wanted if s not in sets]
+    report.problems += [
+        f"artifact {name!r} names golden set {s!r}, which the manifest does not have"
+        for s in unknown
+    ]
+    wanted = [s for s in wanted if s in sets]
+    if not wanted:
+        report.problems.append(
+            f"artifact {name!r} is checked on no golden set: verify cannot vouch for it"
+        )
+        return
+    tolerance = effective_tolerance(entry.precision, entry.tolerance, override)
+    names = [i.name for i in bundle.inputs], [o.name for o in bundle.outputs]
+    feeds = {s: batched_feeds(sets[s], *names) for s in wanted}
+    try:
+        runner = runner_for(bundle, name, trust_code=trust_code)
+        per_set = {}
+        for set_name in wanted:
+            gset = sets[set_name]
+            got = _run(runner, feeds[set_name], set_name)
+            results = check_outputs(got, gset.outputs, tolerance)
+            per_set[set_name] = {r.name: r.to_json() for r in results}
+            report.problems += [
+                f"artifact {name!r}, golden set {set_name!r}: {f}"
+                for r in results
+                for f in r.failures
+            ]
+        report.artifacts[name] = per_set
+    except GoldenSetError:
+        raise
+    except EdgeportError as exc:
+        report.problems.append(f"artifact {name!r}: {exc}")
+
+
+def batched_feeds(
+    gset: GoldenSet, inputs: list[str], outputs: list[str]
+) -> list[dict[str, np.ndarray]]:
+    """The golden set's inputs as the runs verify makes: all at once, or ``batch`` at a time.
+
+    The set must hold every input and a reference for every output. A batched set needs
+    inputs of rank ≥ 1 that agree on their sample count (libedgeport checks the same, with the
+    same messages).
+
+    Raises:
+        EdgeportError: A golden set that cannot be fed as recorded.
+    """
+    for kind, names, have in (("input", inputs, gset.inputs), ("output", outputs, gset.outputs)):
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise GoldenSetError(
+                f"golden set {gset.name!r} has no {kind} {missing}", fix="re-export the bundle"
+            )
+    if gset.batch is None:
+        return [gset.inputs]
+    for key, value in gset.inputs.items():
+        if value.ndim == 0:
+            raise GoldenSetError(
+                f"golden set {gset.name!r} is run in batches of {gset.batch}, but input "
+                f"{key!r} is 0-d"
+            )
+    counts = {k: v.shape[0] for k, v in gset.inputs.items()}
+    if len(set(counts.values())) > 1:
+        raise GoldenSetError(
+            f"golden set {gset.name!r}: inputs disagree on the number of samples ("
+            + ", ".join(f"{k} has {n}" for k, n in counts.items())
+            + ")"
+        )
+    total = next(iter(counts.values()), 0)
+    return [
+        {k: v[i : i + gset.batch] for k, v in gset.inputs.items()}
+        for i in range(0, total, gset.batch)
+    ]
+
+
+def _run(runner: Any, feeds: list[dict[str, np.ndarray]], set_name: str) -> dict[str, Any]:
+    """Outputs over the runs; batched runs are concatenated along the sample axis."""
+    if len(feeds) == 1:
+        return dict(runner.run(feeds[0]))
+    parts = [runner.run(f) for f in feeds]
+    for key, value in parts[0].items():
+        if np.ndim(value) == 0:
+            raise GoldenSetError(
+                f"golden set {set_name!r} is run in batches, but output {key!r} is 0-d"
+            )
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _check_eager(
+    bundle: Bundle, sizes: dict[str, int], report: VerifyReport, trust_code: bool
+) -> None:
     from edgeport.exporter.flow import eager_outputs_match
 
     label = ",".join(f"{k}={v}" for k, v in sizes.items())
     try:
-        results = eager_outputs_match(bundle, sizes)
+        results = eager_outputs_match(bundle, sizes, trust_code=trust_code)
     except EdgeportError as exc:
         report.problems.append(f"eager re-check at {label}: {exc}")
         return
@@ -109,26 +239,3 @@ def _check_eager(bundle: Any, sizes: dict[str, int], report: VerifyReport) -> No
             for out in outputs.values()
             for f in out["failures"]
         ]
-
-
-def _run(runner: Any, gset: Any) -> dict[str, Any]:
-    """Outputs on a golden set; sets of many samples are fed ``gset.batch`` at a time."""
-    import numpy as np
-
-    if gset.batch is None:
-        return dict(runner.run(gset.inputs))
-    total = len(next(iter(gset.inputs.values())))
-    parts = [
-        runner.run({k: v[i : i + gset.batch] for k, v in gset.inputs.items()})
-        for i in range(0, total, gset.batch)
-    ]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def _tolerance(entry: dict[str, Any]) -> Tolerance:
-    recorded = entry.get("tolerance")
-    if recorded:
-        return Tolerance(**recorded)
-    from edgeport.benchmarks.parity import PROFILES
-
-    return PROFILES[Precision(entry.get("precision", "fp32"))]

@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from edgeport.bundle import Bundle, load_bundle
-from edgeport.errors import EdgeportError
+from edgeport.errors import CodeNotTrusted, EdgeportError
+from edgeport.trust import require_trust
 
 log = logging.getLogger(__name__)
 
@@ -353,20 +354,35 @@ def speedup_intervals(
 
 
 def run_bench(
-    bundle_dir: str | Path, options: BenchOptions | None = None, *, model: Any = None
+    bundle_dir: str | Path,
+    options: BenchOptions | None = None,
+    *,
+    model: Any = None,
+    trust_code: bool = False,
+    public_key: str | Path | None = None,
 ) -> dict[str, Any]:
     """Measure the bundle's artifacts; returns the report (schema ``edgeport.report/1``).
 
     Args:
         bundle_dir: The bundle.
         options: What to measure.
-        model: The eager model for the baseline (default: rebuilt from the manifest's source).
+        model: The eager model for the baseline (default: rebuilt from the manifest's source,
+            which needs ``trust_code`` unless it is a torchvision builder).
+        trust_code: Also time TorchScript artifacts and rebuild the eager baseline from a
+            source that imports code. Without it those variants are skipped, and listed in the
+            report's ``skipped``.
+        public_key: Refuse the bundle unless its signature verifies with this PEM key.
     """
     from edgeport._progress import step
 
     options = options or BenchOptions()
-    bundle = load_bundle(bundle_dir)
-    variants = _variants(bundle, options, model)
+    bundle = load_bundle(bundle_dir, public_key=public_key)
+    skipped: list[str] = []
+    variants = _variants(bundle, options, model, trust_code, skipped)
+    if not variants:
+        raise EdgeportError(
+            f"nothing to time in {str(bundle_dir)!r}: " + "; ".join(skipped or ["no artifacts"])
+        )
     rows: list[Row] = []
     for provider in options.providers:
         for batch in options.batches:
@@ -380,10 +396,12 @@ def run_bench(
                 ):
                     rows += _measure(variants, feeds, batch, threads, provider, options)
     _ratios(rows)
-    return _report(bundle, options, rows)
+    return {**_report(bundle, options, rows), "skipped": skipped}
 
 
-def _variants(bundle: Bundle, options: BenchOptions, model: Any) -> list[_Variant]:
+def _variants(
+    bundle: Bundle, options: BenchOptions, model: Any, trust_code: bool, skipped: list[str]
+) -> list[_Variant]:
     from edgeport.runtime.session import Session, SessionOptions
 
     names = list(
@@ -397,6 +415,11 @@ def _variants(bundle: Bundle, options: BenchOptions, model: Any) -> list[_Varian
     variants = []
     for name in names:
         entry = bundle.artifact(name)
+        if bundle.entry(name).runs_code and not trust_code:
+            if options.artifacts:  # asked for by name: refuse, do not skip
+                require_trust(False, f"timing {entry['format']} artifact {name!r}")
+            skipped.append(f"{name}: loading it runs code from the bundle; pass --trust-code")
+            continue
 
         def make(threads: int, provider: str, name: str = name) -> tuple[Runner, str]:
             session = Session(
@@ -404,7 +427,7 @@ def _variants(bundle: Bundle, options: BenchOptions, model: Any) -> list[_Varian
                 name,
                 provider,
                 allow_fallback=options.allow_fallback,
-                trust_torchscript=True,
+                trust_code=trust_code,
                 options=SessionOptions(threads=threads or None, spinning=options.spinning),
             )
             return session.run, session.provider
@@ -413,25 +436,31 @@ def _variants(bundle: Bundle, options: BenchOptions, model: Any) -> list[_Varian
             _Variant(name, entry["format"], entry["precision"], entry["size_bytes"], make)
         )
     if options.baselines:
-        eager = _eager_variant(bundle, model)
+        eager = _eager_variant(bundle, model, trust_code, skipped)
         if eager is not None:
             variants.insert(0, eager)
     return variants
 
 
-def _eager_variant(bundle: Bundle, model: Any) -> _Variant | None:
+def _eager_variant(
+    bundle: Bundle, model: Any, trust_code: bool, skipped: list[str]
+) -> _Variant | None:
     try:
         import torch
     except ImportError:
         return None
     if model is None:
-        source = bundle.manifest["model"]
-        if source["source"].startswith("python:"):
+        from edgeport.exporter.flow import rebuild_eager
+
+        source = bundle.spec.source
+        if source is None or source.startswith("python:"):
             log.info("no eager baseline: the bundle came from an in-memory model")
             return None
-        from edgeport.sources import load_model
-
-        model = load_model(source["source"], weights=source.get("weights")).module
+        try:
+            model = rebuild_eager(bundle, trust_code=trust_code).module
+        except CodeNotTrusted as exc:
+            skipped.append(f"eager-fp32: {exc.what}; pass --trust-code to time it")
+            return None
     names = [s.name for s in bundle.inputs]
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
 

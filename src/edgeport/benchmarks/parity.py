@@ -56,6 +56,34 @@ PROFILES: dict[Precision, Tolerance] = {
 }
 
 
+_LOOSER_WHEN_LARGER = ("rtol", "atol")
+
+
+def effective_tolerance(
+    precision: Precision | str,
+    recorded: Mapping[str, float] | None = None,
+    override: Mapping[str, float | None] | None = None,
+) -> Tolerance:
+    """The tolerance verify applies: a manifest may only tighten the precision's profile.
+
+    Per criterion the tighter of profile and ``recorded`` wins (smaller ``rtol``/``atol``,
+    larger ``min_cosine``/``min_top1``); a criterion only the manifest sets is kept. Values in
+    ``override`` (the user's command line) replace the result and may be looser. libedgeport's
+    ``effective_tolerance`` applies the same rule.
+    """
+    values: dict[str, float | None] = asdict(PROFILES[Precision(precision)])
+    for key, value in (recorded or {}).items():
+        current = values.get(key)
+        if current is None:
+            values[key] = value
+        elif key in _LOOSER_WHEN_LARGER:
+            values[key] = min(current, value)
+        else:
+            values[key] = max(current, value)
+    values.update({k: v for k, v in (override or {}).items() if v is not None})
+    return Tolerance(**values)  # type: ignore[arg-type]
+
+
 @dataclass
 class OutputParity:
     """Metrics of one output against its reference, and the verdict."""

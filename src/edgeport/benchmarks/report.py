@@ -25,7 +25,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from edgeport.bundle import dumps_strict
+from edgeport.bundle import dumps_strict, write_file_atomic
 
 COLUMNS = (
     "variant",
@@ -48,13 +48,18 @@ COLUMNS = (
 
 
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write report.json, report.md and report.html into ``out_dir``; returns their paths."""
+    """Write report.json, report.md and report.html into ``out_dir``; returns their paths.
+
+    Each file is written to a temp name and renamed: a symlink planted at ``report.html`` is
+    replaced, never written through.
+    """
     out = Path(out_dir)
-    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
-    paths["json"].write_text(dumps_strict(report) + "\n")
-    paths["md"].write_text(markdown(report))
-    paths["html"].write_text(html_report(report))
-    return paths
+    texts = {
+        "json": ("report.json", dumps_strict(report) + "\n"),
+        "md": ("report.md", markdown(report)),
+        "html": ("report.html", html_report(report)),
+    }
+    return {kind: write_file_atomic(out / name, text) for kind, (name, text) in texts.items()}
 
 
 def table_rows(report: dict[str, Any]) -> list[list[str]]:

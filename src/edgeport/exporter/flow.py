@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeport.benchmarks.parity import PROFILES, Precision, check_outputs, raise_on_failures
-from edgeport.bundle import Bundle, BundleWriter, GoldenSet, file_record, load_bundle
+from edgeport.bundle import (
+    Bundle,
+    BundleWriter,
+    GoldenSet,
+    check_out_dir,
+    file_record,
+    load_bundle,
+)
 from edgeport.environment import collect_environment
 from edgeport.errors import CheckFailed, EdgeportError, InternalError
 from edgeport.exporter.eager import golden_sets, output_specs
@@ -117,6 +124,7 @@ def export(
     from edgeport._progress import step
 
     options = options or ExportOptions()
+    check_out_dir(out)
     with step("loading the model"):
         loaded = _as_loaded(model, weights, trust_checkpoint)
     specs = _order_inputs(_parse_inputs(inputs, dynamic), loaded.module)
@@ -186,21 +194,16 @@ def _example_inputs(specs: Sequence[TensorSpec], seed: int) -> tuple[Any, ...]:
 
 
 def _write_golden(writer: BundleWriter, sets: Sequence[GoldenSet]) -> dict[str, Any]:
-    entries = []
-    for gset in sets:
-        base = "golden" if gset.name == "base" else f"golden/{gset.name}"
-        entries.append(
-            {
-                "name": gset.name,
-                "sizes": gset.sizes,
-                "inputs": {
-                    k: writer.save_golden(base, "inputs", k, v) for k, v in gset.inputs.items()
-                },
-                "outputs": {
-                    k: writer.save_golden(base, "outputs", k, v) for k, v in gset.outputs.items()
-                },
-            }
+    entries = [
+        writer.golden_entry(
+            "golden" if gset.name == "base" else f"golden/{gset.name}",
+            gset.inputs,
+            gset.outputs,
+            name=gset.name,
+            sizes=gset.sizes,
         )
+        for gset in sets
+    ]
     return {"reference": "eager PyTorch, eval(), inference_mode", "sets": entries}
 
 
@@ -396,13 +399,56 @@ register_format("onnx", _onnx_artifact)
 register_format("torchscript", _torchscript_artifact)
 
 
+def require_rebuild_trust(bundle: Bundle, trust_code: bool) -> str:
+    """The bundle's ``model.source``, once rebuilding it is allowed (see `rebuild_eager`)."""
+    from edgeport.trust import rebuild_what, require_trust, source_runs_code
+
+    spec = bundle.spec.source
+    if spec is None or spec.startswith("python:"):
+        raise EdgeportError(
+            "this bundle was exported from an in-memory nn.Module; its source cannot be rebuilt",
+            fix="export from a source spec (file.py:factory, torchvision:NAME) to re-check later",
+        )
+    if source_runs_code(spec, bundle.manifest["model"].get("weights")):
+        require_trust(trust_code, rebuild_what(spec))
+    return spec
+
+
+def rebuild_eager(bundle: Bundle, *, trust_code: bool = False) -> LoadedModel:
+    """The bundle's eager model, rebuilt from its ``model.source`` (and pruning plan), checked
+    to have the state dict the bundle was exported from. The one way edgeport does this.
+
+    Raises:
+        CodeNotTrusted: The source imports code or reads files outside the bundle, and
+            ``trust_code`` is False (see `edgeport.trust`).
+        EdgeportError: The bundle came from an in-memory module (no source to rebuild).
+        CheckFailed: The source no longer builds the same weights.
+    """
+    spec = require_rebuild_trust(bundle, trust_code)
+    source = bundle.manifest["model"]
+    if bundle.spec.pruning:
+        from edgeport.pruning import load_pruned
+
+        loaded = load_pruned(bundle.root, trust_code=trust_code)
+    else:
+        loaded = load_model(spec, weights=source.get("weights"))
+    if loaded.describe()["state_dict_sha256"] != source.get("state_dict_sha256"):
+        raise CheckFailed(
+            f"{spec!r} no longer builds the model this bundle was exported from "
+            "(state dict sha256 differs)",
+            fix="re-export the bundle from the current source",
+        )
+    return loaded
+
+
 def eager_outputs_match(
-    bundle: Bundle, sizes: dict[str, int], *, seed: int = 7
+    bundle: Bundle, sizes: dict[str, int], *, seed: int = 7, trust_code: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Re-build the model from the manifest's source and compare every artifact at ``sizes``.
 
     The model must rebuild to the same state dict (sha256 in the manifest): a source whose
-    weights changed is an error, not a silent pass.
+    weights changed is an error, not a silent pass. TorchScript artifacts are compared only
+    with ``trust_code``.
 
     Returns:
         Artifact name → output name → parity JSON, at these sizes.
@@ -411,31 +457,17 @@ def eager_outputs_match(
     from edgeport.exporter.eager import run_eager
     from edgeport.runtime.runners import flatten_outputs, runner_for
 
-    source = bundle.manifest["model"]
-    if source["source"].startswith("python:"):
-        raise EdgeportError(
-            "this bundle was exported from an in-memory nn.Module; its source cannot be rebuilt",
-            fix="export from a source spec (file.py:factory, torchvision:NAME) to re-check later",
-        )
-    if bundle.manifest.get("pruning"):
-        from edgeport.pruning import load_pruned
-
-        loaded = load_pruned(bundle.root)
-    else:
-        loaded = load_model(source["source"], weights=source.get("weights"))
-    if loaded.describe()["state_dict_sha256"] != source["state_dict_sha256"]:
-        raise CheckFailed(
-            f"{source['source']!r} no longer builds the model this bundle was exported from "
-            "(state dict sha256 differs)",
-            fix="re-export the bundle from the current source",
-        )
+    loaded = rebuild_eager(bundle, trust_code=trust_code)
     specs = bundle.inputs
     feeds = random_inputs(specs, sizes, seed=seed)
     flat = flatten_outputs(run_eager(loaded.module, specs, feeds))
     reference = {s.name: t.numpy() for s, t in zip(bundle.outputs, flat, strict=True)}
     report: dict[str, dict[str, Any]] = {}
-    for name, entry in bundle.artifacts.items():
-        tolerance = PROFILES[Precision(entry.get("precision", "fp32"))]
-        results = check_outputs(runner_for(bundle, name).run(feeds), reference, tolerance)
+    for name, entry in bundle.spec.artifacts.items():
+        if entry.runs_code and not trust_code:
+            continue
+        tolerance = PROFILES[Precision(entry.precision)]
+        runner = runner_for(bundle, name, trust_code=trust_code)
+        results = check_outputs(runner.run(feeds), reference, tolerance)
         report[name] = {r.name: r.to_json() for r in results}
     return report

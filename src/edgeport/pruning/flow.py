@@ -18,9 +18,17 @@ from typing import Any
 
 import torch
 
-from edgeport.bundle import Bundle, BundleWriter, file_record, load_bundle, sha256_file
+from edgeport.bundle import (
+    Bundle,
+    BundleWriter,
+    check_out_dir,
+    file_record,
+    load_bundle,
+    resolve_inside,
+    sha256_file,
+)
 from edgeport.data import SampleSet, load_samples
-from edgeport.errors import EdgeportError
+from edgeport.errors import EdgeportError, IntegrityError
 from edgeport.pruning.core import (
     PLAN_SCHEMA,
     PruneOptions,
@@ -31,6 +39,7 @@ from edgeport.pruning.core import (
 from edgeport.pruning.recover import Recovery, accuracy, recover
 from edgeport.sources import LoadedModel, load_model
 from edgeport.spec import TensorSpec
+from edgeport.trust import rebuild_what, require_trust, source_runs_code
 
 PLAN_FILE = "pruning/plan.json"
 STATE_FILE = "pruning/state_dict.safetensors"
@@ -87,6 +96,7 @@ def prune(
             f"--recover {recovery.method} needs --data",
             expected="--data samples.npz (one array per input; `labels` for finetune)",
         )
+    check_out_dir(out)
     loaded = _as_loaded(model, weights, False)
     specs = _parse_inputs(inputs, dynamic)
     example = _example_inputs(specs, seed=0)
@@ -136,14 +146,14 @@ def _record(
 ) -> Bundle:
     from safetensors.torch import save_file
 
-    with BundleWriter(bundle.root) as writer:
+    with BundleWriter(bundle.root, update=True) as writer:
         writer.copy_from(bundle)
         (writer.root / "pruning").mkdir(exist_ok=True)
         plan = {"schema": PLAN_SCHEMA, "source": bundle.manifest["model"]["source"]}
         plan["modules"] = result.plan
-        (writer.root / PLAN_FILE).write_text(json.dumps(plan, indent=1) + "\n")
+        writer.fresh(PLAN_FILE).write_text(json.dumps(plan, indent=1) + "\n")
         state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
-        save_file(state, str(writer.root / STATE_FILE))
+        save_file(state, str(writer.fresh(STATE_FILE)))
         manifest = dict(bundle.manifest)
         manifest["pruning"] = {
             "options": {**asdict(options), "ignore": result.ignored},
@@ -157,12 +167,18 @@ def _record(
     return load_bundle(bundle.root)
 
 
-def load_pruned(bundle_dir: str | Path, *, source: str | None = None) -> LoadedModel:
+def load_pruned(
+    bundle_dir: str | Path, *, source: str | None = None, trust_code: bool = False
+) -> LoadedModel:
     """Rebuild a bundle's pruned model: the model from its source, then the recorded plan and
     state dict (hash-checked; safetensors, so no code is unpickled).
 
+    A source that imports code (``file.py:factory``) runs only with ``trust_code=True`` or
+    when given as ``source=`` by the caller.
+
     Raises:
         EdgeportError: Not a pruned bundle, a hash mismatch, or a source that does not fit.
+        CodeNotTrusted: The manifest's source imports code and ``trust_code`` is False.
     """
     from safetensors.torch import load_file
 
@@ -171,23 +187,31 @@ def load_pruned(bundle_dir: str | Path, *, source: str | None = None) -> LoadedM
     entry = bundle.manifest.get("pruning")
     if not entry:
         raise EdgeportError(f"{str(root)!r} is not a pruned bundle (no `pruning` entry)")
-    for key in ("plan", "state_dict"):
-        record = entry[key]
-        actual = sha256_file(root / record["path"])
-        if actual != record["sha256"]:
-            raise EdgeportError(
-                f"sha256 of {record['path']!r} is {actual}, manifest says {record['sha256']}",
+    paths = {}
+    for key, record in bundle.spec.pruning.items():
+        paths[key] = resolve_inside(bundle.root, record.path, f"pruning {key}")
+        actual = sha256_file(paths[key])
+        if actual != record.sha256:
+            raise IntegrityError(
+                f"sha256 of {record.path!r} is {actual}, manifest says {record.sha256}",
                 fix="re-run edgeport prune; do not load a modified plan or state dict",
             )
-    plan = json.loads((root / entry["plan"]["path"]).read_text())
+    try:
+        plan = json.loads(paths["plan"].read_text())
+    except (ValueError, RecursionError) as exc:
+        raise EdgeportError(f"the pruning plan is not JSON: {exc}") from exc
+    if not isinstance(plan, dict):
+        raise EdgeportError("the pruning plan is not a JSON object")
     if plan.get("schema") != PLAN_SCHEMA:
         raise EdgeportError(f"unknown pruning plan schema {plan.get('schema')!r}")
-    src = source or bundle.manifest["model"]["source"]
+    src = source or bundle.spec.source or "python:"
+    if source is None and source_runs_code(src):
+        require_trust(trust_code, rebuild_what(src))
     if src.startswith("python:"):
         raise EdgeportError(
             "this bundle was pruned from an in-memory nn.Module; pass source= to rebuild it",
             fix="prune from a source spec (file.py:factory, torchvision:NAME)",
         )
     loaded = load_model(src)
-    apply_plan(loaded.module, plan["modules"], load_file(str(root / entry["state_dict"]["path"])))
+    apply_plan(loaded.module, plan["modules"], load_file(str(paths["state_dict"])))
     return loaded

@@ -138,9 +138,16 @@ class _Job:
 
 
 def quantize(
-    bundle_dir: str | Path, options: QuantizeOptions | None = None, *, model: Any = None
+    bundle_dir: str | Path,
+    options: QuantizeOptions | None = None,
+    *,
+    model: Any = None,
+    trust_code: bool = False,
 ) -> Bundle:
     """Add an int8 artifact to the bundle at ``bundle_dir`` (rewritten atomically).
+
+    ``trust_code`` allows rebuilding the eager model from the manifest's source for
+    ``options.torchscript`` (`edgeport.trust`); without it such a request fails before any work.
 
     Returns:
         The updated bundle.
@@ -153,6 +160,10 @@ def quantize(
 
     options = options or QuantizeOptions()
     bundle = load_bundle(bundle_dir)
+    if options.torchscript and model is None:
+        from edgeport.exporter.flow import require_rebuild_trust
+
+        require_rebuild_trust(bundle, trust_code)
     fp32 = bundle.path_of("onnx-fp32")
     sizes = {k: v for s in bundle.inputs for k, v in s.examples.items()}
     mode, reason = _choose_mode(fp32, sizes, options)
@@ -178,7 +189,7 @@ def quantize(
         result = _write(bundle, job, best, reason, speed, reverted)
         if options.torchscript:
             with step("TorchScript int8 (torch dynamic quantization)"):
-                result = _add_torchscript_int8(result, job, model)
+                result = _add_torchscript_int8(result, job, model, trust_code)
         return result
 
 
@@ -440,26 +451,21 @@ def _write(
     sample_ref = {k: v[:count] for k, v in reference.items()}
     tolerance = options.tolerance
     results = check_outputs({k: v[:count] for k, v in best.outputs.items()}, sample_ref, tolerance)
-    with BundleWriter(bundle.root) as writer:
+    with BundleWriter(bundle.root, update=True) as writer:
         writer.copy_from(bundle)
-        (writer.root / rel).write_bytes(best.path.read_bytes())
+        writer.fresh(rel).write_bytes(best.path.read_bytes())
         manifest = dict(bundle.manifest)
         golden = dict(manifest["golden"])
         golden["sets"] = [s for s in golden["sets"] if s["name"] != SAMPLE_SET] + [
-            {
-                "name": SAMPLE_SET,
-                "sizes": {},
-                "batch": job.batch,
-                "reference": "onnx-fp32 (verified against eager PyTorch) on evaluation samples",
-                "inputs": {
-                    k: writer.save_golden(f"golden/{SAMPLE_SET}", "inputs", k, v)
-                    for k, v in sample_inputs.items()
-                },
-                "outputs": {
-                    k: writer.save_golden(f"golden/{SAMPLE_SET}", "outputs", k, v)
-                    for k, v in sample_ref.items()
-                },
-            }
+            writer.golden_entry(
+                f"golden/{SAMPLE_SET}",
+                sample_inputs,
+                sample_ref,
+                name=SAMPLE_SET,
+                sizes={},
+                batch=job.batch,
+                reference="onnx-fp32 (verified against eager PyTorch) on evaluation samples",
+            )
         ]
         manifest["golden"] = golden
         recipe = {**best.recipe, "mode": mode, "mode_reason": reason}
@@ -492,23 +498,16 @@ def _write(
     return load_bundle(bundle.root)
 
 
-def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any) -> Bundle:
+def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any, trust_code: bool) -> Bundle:
     """Add ``torchscript-int8-dynamic``, checked on the same evaluation data and tolerance."""
     import torch
 
     from edgeport.quantization.torchscript_int8 import quantize_torchscript_dynamic
 
     if model is None:
-        source = bundle.manifest["model"]
-        if source["source"].startswith("python:"):
-            raise EdgeportError(
-                "TorchScript int8 needs the eager model, and this bundle came from an in-memory "
-                "module",
-                fix="pass model= to quantize(), or export from a source spec",
-            )
-        from edgeport.sources import load_model
+        from edgeport.exporter.flow import rebuild_eager
 
-        model = load_model(source["source"], weights=source.get("weights")).module
+        model = rebuild_eager(bundle, trust_code=trust_code).module
     names = [s.name for s in bundle.inputs]
     first = next(job.evals.feeds(job.batch))
     rel = "model.int8-dynamic.ts"
@@ -516,9 +515,9 @@ def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any) -> Bundle:
     recipe = quantize_torchscript_dynamic(
         model, tuple(torch.from_numpy(first[n]) for n in names), path
     )
-    with BundleWriter(bundle.root) as writer:
+    with BundleWriter(bundle.root, update=True) as writer:
         writer.copy_from(bundle)
-        (writer.root / rel).write_bytes(path.read_bytes())
+        writer.fresh(rel).write_bytes(path.read_bytes())
         manifest = dict(bundle.manifest)
         manifest["artifacts"] = {
             **manifest["artifacts"],
@@ -537,7 +536,7 @@ def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any) -> Bundle:
         }
         writer.commit(manifest)
     staged = load_bundle(bundle.root)
-    session = Session(staged.root, "torchscript-int8-dynamic", trust_torchscript=True)
+    session = Session(staged.root, "torchscript-int8-dynamic", trust_code=True)  # made here
     outputs = run_all(session.run, job.evals, job.batch)
     evaluation = evaluate(job.reference, outputs, job.evals.labels)
     problems = _passes(evaluation, job.options)
@@ -546,7 +545,7 @@ def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any) -> Bundle:
     results = check_outputs(
         {k: v[:count] for k, v in outputs.items()}, sample.outputs, job.options.tolerance
     )
-    with BundleWriter(staged.root) as writer:
+    with BundleWriter(staged.root, update=True) as writer:
         writer.copy_from(staged)
         manifest = dict(staged.manifest)
         entry = dict(manifest["artifacts"]["torchscript-int8-dynamic"])

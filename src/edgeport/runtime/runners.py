@@ -92,11 +92,9 @@ class TorchScriptRunner(ArtifactRunner):
         super().__init__(path, input_names, output_names)
         import warnings
 
-        import torch
-
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)  # jit.load is deprecated
-            self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
+            self._module = load_torchscript(str(self.path), "cpu")
 
     def _run_impl(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         import torch
@@ -104,6 +102,21 @@ class TorchScriptRunner(ArtifactRunner):
         with torch.inference_mode():
             result = self._module(*[torch.from_numpy(np.array(a)) for a in inputs])
         return [t.detach().cpu().numpy() for t in flatten_outputs(result)]
+
+
+def load_torchscript(path: str, device: Any) -> Any:
+    """``torch.jit.load`` in eval mode; a file it cannot load is a clear error. Loading runs the
+    file's code: callers check the user's trust first (`edgeport.trust`)."""
+    import torch
+
+    try:
+        return torch.jit.load(path, map_location=device).eval()
+    except (RuntimeError, ValueError, OSError) as exc:
+        text = str(exc).strip().splitlines()
+        raise EdgeportError(
+            f"TorchScript cannot load {path!r}: {(text[0] if text else type(exc).__name__)[:300]}",
+            fix="the file is corrupt or was made by another torch version; re-export it",
+        ) from exc
 
 
 def flatten_outputs(result: Any) -> list[Any]:
@@ -136,17 +149,21 @@ def output_names_for(result: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".") or "output"]
 
 
-def runner_for(bundle: Bundle, artifact: str, *, threads: int | None = None) -> ArtifactRunner:
-    """A runner for a bundle's artifact (hashes were checked when the bundle was loaded)."""
-    entry = bundle.artifact(artifact)
+def runner_for(
+    bundle: Bundle, artifact: str, *, threads: int | None = None, trust_code: bool = False
+) -> ArtifactRunner:
+    """A runner for a bundle's artifact (its path checked to stay inside the bundle).
+
+    Raises:
+        CodeNotTrusted: A TorchScript artifact without ``trust_code``.
+    """
+    from edgeport.trust import require_trust
+
+    entry = bundle.entry(artifact)
     inputs = [s.name for s in bundle.inputs]
     outputs = [s.name for s in bundle.outputs]
-    path = bundle.root / entry["path"]
-    if entry["format"] == "onnx":
+    path = bundle.path_of(artifact)
+    if entry.format == "onnx":
         return OnnxRunner(path, inputs, outputs, threads=threads)
-    if entry["format"] == "torchscript":
-        return TorchScriptRunner(path, inputs, outputs)
-    raise EdgeportError(
-        f"artifact {artifact!r} has format {entry['format']!r}",
-        available="onnx, torchscript",
-    )
+    require_trust(trust_code, f"opening {entry.format} artifact {artifact!r} ({entry.path})")
+    return TorchScriptRunner(path, inputs, outputs)

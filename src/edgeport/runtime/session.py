@@ -28,6 +28,7 @@ from edgeport.errors import EdgeportError
 from edgeport.runtime.metrics import SessionMetrics
 from edgeport.runtime.providers import Provider, ProviderPlan, check_used, resolve
 from edgeport.spec import TensorSpec
+from edgeport.trust import require_trust
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,8 @@ class _InputCheck:
 
 
 class Session:
-    """Run one artifact: a bundle's (by name, or the recommended one), a bare ``.onnx``, ONNX
-    bytes, or a TorchScript file (only when ``trust_torchscript=True``: TorchScript is code).
+    """Run one artifact: a bundle's (by name, or the recommended one), a bare ``.onnx`` or ONNX
+    bytes. A TorchScript artifact opens only with ``trust_code=True``: loading it runs its code.
 
     Args:
         model: Bundle directory, ``.onnx`` / ``.ts`` path, or serialized ONNX bytes.
@@ -169,11 +170,15 @@ class Session:
             then labeled ``cpu``. Off by default: asking for CUDA never silently gives CPU.
         options: ONNX Runtime settings.
         cast: Cast inputs of the wrong dtype instead of refusing them (off by default).
-        trust_torchscript: Allow opening a TorchScript artifact (it runs code from the file).
+        trust_code: Allow opening a TorchScript artifact (it runs code from the file); logged.
+        public_key: A PEM Ed25519 public key file: refuse a bundle that is unsigned or whose
+            ``manifest.json.sig`` does not verify with it.
         device_id: GPU index for ``cuda`` / ``tensorrt``.
 
     Raises:
         EdgeportError: Missing/corrupt model, unknown artifact, unusable provider.
+        CodeNotTrusted: A TorchScript artifact without ``trust_code=True``.
+        IntegrityError: A hash, path or signature check failed.
     """
 
     def __init__(
@@ -186,7 +191,8 @@ class Session:
         allow_fallback: bool = False,
         options: SessionOptions | None = None,
         cast: bool = False,
-        trust_torchscript: bool = False,
+        trust_code: bool = False,
+        public_key: str | os.PathLike[str] | None = None,
         device_id: int = 0,
     ) -> None:
         options = options or SessionOptions()
@@ -196,7 +202,7 @@ class Session:
         self.cast = cast
         self.bundle: Bundle | None = None
         self.notes: list[str] = []
-        source, fmt, specs, self.artifact = self._locate(model, artifact, trust_torchscript)
+        source, fmt, specs, self.artifact = self._locate(model, artifact, trust_code, public_key)
         self.artifact_path = Path(source) if isinstance(source, str) else None
         plan = resolve(
             provider, allow_fallback=allow_fallback, device_id=device_id, tf32=options.tf32
@@ -229,13 +235,18 @@ class Session:
     # ---- opening ---------------------------------------------------------------------------
 
     def _locate(
-        self, model: Any, artifact: str | None, trust_ts: bool
+        self, model: Any, artifact: str | None, trust_code: bool, public_key: Any
     ) -> tuple[Any, str, tuple[list[TensorSpec], list[TensorSpec]] | None, str]:
         if isinstance(model, bytes | bytearray):
             return bytes(model), "onnx", None, "<onnx bytes>"
         path = Path(model)
         if path.is_dir():
-            return self._from_bundle(path, artifact, trust_ts)
+            return self._from_bundle(path, artifact, trust_code, public_key)
+        if public_key is not None:
+            raise EdgeportError(
+                f"public_key applies to a signed bundle directory; {str(path)!r} is not one",
+                fix="open the bundle directory that holds the file",
+            )
         if not path.is_file():
             raise EdgeportError(
                 f"{str(path)!r} does not exist",
@@ -248,37 +259,31 @@ class Session:
         if path.suffix == ".onnx":
             check_external_data(path)
             return str(path), "onnx", None, path.name
-        if not trust_ts:
-            raise EdgeportError(
-                f"{str(path)!r} is not an .onnx file; if it is TorchScript, opening it runs code "
-                "from the file",
-                fix="pass trust_torchscript=True if you made this file, or export to ONNX",
-            )
         raise EdgeportError(
-            f"a bare TorchScript file {str(path)!r} has no input/output names",
-            fix="open the bundle that holds it: Session(bundle_dir, artifact='torchscript-fp32', "
-            "trust_torchscript=True)",
+            f"{str(path)!r} is not an .onnx file",
+            expected="a bundle directory, a .onnx file, or ONNX bytes",
+            fix="a TorchScript file runs code when opened: open the bundle that holds it with "
+            "trust_code=True",
         )
 
     def _from_bundle(
-        self, root: Path, artifact: str | None, trust_ts: bool
+        self, root: Path, artifact: str | None, trust_code: bool, public_key: Any
     ) -> tuple[Any, str, tuple[list[TensorSpec], list[TensorSpec]], str]:
-        bundle = load_bundle(root)
+        bundle = load_bundle(root, public_key=public_key)
         self.bundle = bundle
         name = artifact or _default_artifact(bundle)
-        entry = bundle.artifact(name)
-        if entry["format"] == "torchscript" and not trust_ts:
-            raise EdgeportError(
-                f"artifact {name!r} is TorchScript, and opening TorchScript runs code from "
-                "the file",
-                fix="pass trust_torchscript=True (the bundle's hashes were checked), or pick an "
-                "ONNX artifact: "
-                + ", ".join(n for n, e in bundle.artifacts.items() if e["format"] == "onnx"),
+        entry = bundle.entry(name)
+        path = bundle.path_of(name)
+        if entry.runs_code:
+            require_trust(
+                trust_code,
+                f"opening {entry.format} artifact {name!r} ({entry.path})",
+                alternative="pick an ONNX artifact: "
+                + ", ".join(n for n, e in bundle.spec.artifacts.items() if not e.runs_code),
             )
-        path = bundle.root / entry["path"]
-        if entry["format"] == "onnx":
+        if entry.format == "onnx":
             check_external_data(path)
-        return str(path), entry["format"], (bundle.inputs, bundle.outputs), name
+        return str(path), entry.format, (bundle.inputs, bundle.outputs), name
 
     # ---- running ---------------------------------------------------------------------------
 
@@ -676,7 +681,9 @@ class _TorchScriptImpl(_Impl):
         self.provider = "cuda" if cuda else "cpu"
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            self._module = torch.jit.load(path, map_location=self._device).eval()
+            from edgeport.runtime.runners import load_torchscript
+
+            self._module = load_torchscript(path, self._device)
 
     def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
         import torch
