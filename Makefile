@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.edgeport-installed
 # torch/torchvision versions that install from the machine's wheel cache (DESIGN.md §8).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint typecheck pytest browser cpp-deps cpp cpp-asan fuzz fuzz-long clean
+.PHONY: install demo test bench lint typecheck pytest browser cpp-deps cpp cpp-asan fuzz fuzz-long fuzz-py clean
 
 install: $(STAMP)
 
@@ -70,6 +70,13 @@ fuzz: cpp
 
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=60
+
+# Hypothesis over the Python manifest, .npy/.npz, data readers and the path rule: pytest runs
+# 150 examples per property; this runs many more (about a minute here) and prints the counts.
+FUZZ_PY_EXAMPLES ?= 2500
+fuzz-py: $(STAMP)
+	EDGEPORT_FUZZ_EXAMPLES=$(FUZZ_PY_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider -W ignore \
+	  tests/test_fuzz_readers.py --hypothesis-show-statistics
 
 # Performance targets are checked here, never in timed unit tests.
 BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead pruning_speed

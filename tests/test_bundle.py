@@ -15,12 +15,17 @@ import pytest
 import edgeport
 from catalog import CATALOG
 from conftest import REPO
-from edgeport.bundle import BundleWriter, check_external_data, load_bundle
+from edgeport.bundle import BundleWriter, check_external_data, load_bundle, sha256_file
 from edgeport.errors import CheckFailed, EdgeportError
 from edgeport.inspection import summarize_onnx
 from edgeport.verify import verify_bundle
 
 Exported = Callable[[str], edgeport.Bundle]
+MINIMAL = {
+    "inputs": [{"name": "x", "dtype": "float32", "shape": [1]}],
+    "outputs": [{"name": "y", "dtype": "float32", "shape": [1]}],
+    "artifacts": {},
+}
 
 
 def _copy(bundle: edgeport.Bundle, dest: Path) -> Path:
@@ -53,10 +58,12 @@ def test_tampered_artifact_fails_verify(exported: Exported, tmp_path: Path) -> N
     with open(root / "model.onnx", "r+b") as f:
         f.seek(-64, os.SEEK_END)
         f.write(b"\x00" * 8)
-    report = verify_bundle(root)
+    report = verify_bundle(root, trust_code=True)
     assert not report.passed
-    assert report.problems[0].startswith("artifact 'onnx-fp32': sha256 of 'model.onnx' is ")
-    assert "torchscript-fp32" in report.artifacts  # the untouched artifact was still checked
+    assert report.problems == [
+        p for p in report.problems if p.startswith("artifact 'onnx-fp32': sha256 of 'model.onnx'")
+    ]
+    assert report.artifacts == {}  # nothing a tampered bundle holds is run
     with pytest.raises(CheckFailed, match=r"failed its integrity check: artifact 'onnx-fp32'"):
         load_bundle(root)
 
@@ -67,6 +74,13 @@ def test_changed_golden_output_fails_parity(exported: Exported, tmp_path: Path) 
     root = _copy(exported("small_cnn"), tmp_path / "b")
     path = root / "golden/outputs/output.npy"
     np.save(path, np.load(path) + 0.5)
+    report = verify_bundle(root)
+    assert report.problems[0].startswith(
+        "golden file: sha256 of 'golden/outputs/output.npy' is "
+    ), report.problems
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["golden"]["sets"][0]["sha256"]["golden/outputs/output.npy"] = sha256_file(path)
+    (root / "manifest.json").write_text(json.dumps(manifest))
     report = verify_bundle(root)
     assert any(
         "artifact 'onnx-fp32', golden set 'base': output 'output': max_abs_err 0.5" in p
@@ -132,9 +146,9 @@ def test_failed_export_leaves_existing_bundle_intact(exported: Exported, tmp_pat
 
 def test_replacing_a_bundle_swaps_it_atomically(tmp_path: Path) -> None:
     with BundleWriter(tmp_path / "b") as w:
-        w.commit({"artifacts": {}, "note": "first"})
+        w.commit({**MINIMAL, "note": "first"})
     with BundleWriter(tmp_path / "b") as w:
-        w.commit({"artifacts": {}, "note": "second"})
+        w.commit({**MINIMAL, "note": "second"})
     assert json.loads((tmp_path / "b/manifest.json").read_text())["note"] == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["b"]
 
@@ -171,5 +185,5 @@ def test_killed_export_leaves_no_partial_bundle(tmp_path: Path) -> None:
     assert temp[0].exists()  # the hidden temp dir is all that is left
     # The next write removes the stale temp dir of the dead process.
     with BundleWriter(out) as w:
-        w.commit({"artifacts": {}})
+        w.commit(MINIMAL)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]

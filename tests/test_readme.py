@@ -28,7 +28,7 @@ def test_readme_has_the_two_setup_commands() -> None:
 def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     (tmp_path / "tests").symlink_to(REPO / "tests")
     commands = readme_commands()
-    assert len(commands) == 11
+    assert len(commands) == 14
     outputs = []
     for command in commands:
         result = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
@@ -45,3 +45,7 @@ def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     assert "pruned torchvision:resnet18: params 11,689,512 → " in outputs[9]
     assert "onnx-int8-static on cpu" in outputs[10]
     assert (tmp_path / "y.npz").is_file()
+    assert "wrote maker.key" in outputs[11]
+    assert "signed: " in outputs[12]
+    assert (tmp_path / "b/manifest.json.sig").stat().st_size == 64
+    assert "verified: hashes match" in outputs[13]

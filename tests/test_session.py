@@ -137,9 +137,12 @@ def test_provider_plan_for_cuda_build() -> None:
 
 def test_torchscript_needs_trust(exported: Exported) -> None:
     bundle = exported("small_cnn")
-    with pytest.raises(EdgeportError, match=r"is TorchScript, and opening TorchScript runs code"):
+    with pytest.raises(
+        EdgeportError,
+        match=r"opening torchscript artifact 'torchscript-fp32' \(model.ts\) would run",
+    ):
         Session(bundle.root, "torchscript-fp32")
-    session = Session(bundle.root, "torchscript-fp32", trust_torchscript=True)
+    session = Session(bundle.root, "torchscript-fp32", trust_code=True)
     gset = bundle.golden_sets()[0]
     np.testing.assert_array_equal(session.run(gset.inputs)["output"], gset.outputs["output"])
 
@@ -234,8 +237,8 @@ def test_cuda_provider_matches_cpu(exported: Exported) -> None:
 def test_torchscript_cuda_matches_cpu(exported: Exported) -> None:
     root = exported("resnet18").root
     x = np.random.default_rng(0).standard_normal((2, 3, 224, 224), dtype=np.float32)
-    gpu = Session(root, "torchscript-fp32", provider="cuda", trust_torchscript=True)
-    cpu = Session(root, "torchscript-fp32", trust_torchscript=True)
+    gpu = Session(root, "torchscript-fp32", provider="cuda", trust_code=True)
+    cpu = Session(root, "torchscript-fp32", trust_code=True)
     assert gpu.provider == "cuda"
     # torch's CUDA kernels differ from its CPU ones by up to 2e-3 on these logits (H100,
     # torch 2.11), with cuDNN's TF32 on or off and even with cuDNN disabled.

@@ -275,11 +275,10 @@ def hash_problems(bundle: Bundle) -> list[str]:
     Covers artifacts, their external data, golden files and the pruning plan and weights.
     """
     problems = []
-    records = [
-        (f"artifact {name!r}", record)
-        for name, entry in bundle.spec.artifacts.items()
-        for record in (FileRecord(entry.path, entry.sha256), *entry.external_data)
-    ]
+    records = []
+    for name, entry in bundle.spec.artifacts.items():
+        records.append((f"artifact {name!r}", FileRecord(entry.path, entry.sha256)))
+        records += [(f"external data of {name!r}", r) for r in entry.external_data]
     records += [(f"pruning {key}", r) for key, r in bundle.spec.pruning.items()]
     for what, record in records:
         try:
@@ -296,14 +295,14 @@ def hash_problems(bundle: Bundle) -> list[str]:
                 f"{what}: sha256 of {record.path!r} is {actual[:16]}…, "
                 f"manifest says {record.sha256[:16]}…"
             )
-    for entry in bundle.spec.golden:
-        for rel in (*entry.inputs.values(), *entry.outputs.values()):
+    for gset in bundle.spec.golden:
+        for rel in (*gset.inputs.values(), *gset.outputs.values()):
             try:
-                path = resolve_inside(bundle.root, rel, f"golden file of set {entry.name!r}")
+                path = resolve_inside(bundle.root, rel, f"golden file of set {gset.name!r}")
             except IntegrityError as exc:
                 problems.append(exc.what)
                 continue
-            problem = _golden_hash_problem(path, rel, entry)
+            problem = _golden_hash_problem(path, rel, gset)
             if problem:
                 problems.append(problem)
     return problems

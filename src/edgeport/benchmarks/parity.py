@@ -72,6 +72,8 @@ def effective_tolerance(
     ``effective_tolerance`` applies the same rule.
     """
     values: dict[str, float | None] = asdict(PROFILES[Precision(precision)])
+    if values["rtol"] is None:
+        values["atol"] = None  # a profile without an elementwise check sets no atol either
     for key, value in (recorded or {}).items():
         current = values.get(key)
         if current is None:
@@ -81,6 +83,7 @@ def effective_tolerance(
         else:
             values[key] = max(current, value)
     values.update({k: v for k, v in (override or {}).items() if v is not None})
+    values["atol"] = values["atol"] or 0.0
     return Tolerance(**values)  # type: ignore[arg-type]
 
 
