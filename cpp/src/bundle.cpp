@@ -61,6 +61,136 @@ std::string precision_field(const json& entry, const std::string& where) {
     return it->get<std::string>();
 }
 
+// ---- the fields edgeport.manifest checks, with its field names and problems ------------------
+
+const char* const kDtypes[] = {"float16", "float32", "float64", "int8",   "int16",  "int32",
+                               "int64",   "uint8",   "uint16",  "uint32", "uint64", "bool"};
+
+// A JSON value's kind, as edgeport.manifest names it.
+std::string kind(const json& value) {
+    if (value.is_object()) return "object";
+    if (value.is_array()) return "list";
+    if (value.is_string()) return "string";
+    if (value.is_boolean()) return "boolean";
+    if (value.is_number()) return "number";
+    return "null";
+}
+
+// A value in a message: its JSON text, cut to 60 bytes (at a UTF-8 character boundary).
+std::string show(const json& value) {
+    std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (text.size() <= 60) return text;
+    size_t cut = 57;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    return text.substr(0, cut) + "...";
+}
+
+// 268435456 -> "268,435,456".
+std::string with_commas(uint64_t n) {
+    std::string digits = std::to_string(n), out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+
+const json& required(const json& object, const char* key, const std::string& field) {
+    auto it = object.find(key);
+    if (it == object.end()) bad_manifest(field + " is missing");
+    return *it;
+}
+
+const json& list_field(const json& object, const char* key, const std::string& field) {
+    const json& value = required(object, key, field);
+    if (!value.is_array()) bad_manifest(field + " is a JSON " + kind(value) + ", not a list");
+    return value;
+}
+
+// An object the manifest may leave out (or set to null): nullptr then.
+const json* optional_object(const json& object, const char* key, const std::string& field) {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) return nullptr;
+    if (!it->is_object()) bad_manifest(field + " is a JSON " + kind(*it) + ", not an object");
+    return &*it;
+}
+
+std::string nonempty_string(const json& value, const std::string& field) {
+    if (!value.is_string() || value.get_ref<const std::string&>().empty())
+        bad_manifest(field + " is " + show(value) + ", not a non-empty string");
+    return value.get<std::string>();
+}
+
+// An integer in [low, high]: a JSON integer (not a boolean, not a number with a fraction or an
+// exponent, as Python's json reads them).
+int64_t integer_in(const json& value, const std::string& field, int64_t low, int64_t high) {
+    bool ok = false;
+    int64_t n = 0;
+    if (value.is_number_unsigned()) {
+        uint64_t u = value.get<uint64_t>();
+        ok = u <= uint64_t(high) && int64_t(u) >= low;
+        n = ok ? int64_t(u) : 0;
+    } else if (value.is_number_integer()) {
+        n = value.get<int64_t>();
+        ok = low <= n && n <= high;
+    }
+    if (!ok)
+        bad_manifest(field + " is " + show(value) + "; expected an integer in [" +
+                     std::to_string(low) + ", " + with_commas(uint64_t(high)) + "]");
+    return n;
+}
+
+// An input (with ``examples``: its example may not exceed kMaxExampleElements) or an output.
+TensorSpec tensor_spec(const json& data, const std::string& where,
+                       const std::map<std::string, int64_t>* examples) {
+    if (!data.is_object()) bad_manifest(where + " is a JSON " + kind(data) + ", not an object");
+    TensorSpec spec;
+    spec.name = nonempty_string(required(data, "name", where + ".name"), where + ".name");
+    const json& dtype = required(data, "dtype", where + ".dtype");
+    for (const char* known : kDtypes)
+        if (dtype.is_string() && dtype.get_ref<const std::string&>() == known) spec.dtype = known;
+    if (spec.dtype.empty()) {
+        std::string allowed;
+        for (const char* known : kDtypes)
+            allowed += (allowed.empty() ? "'" : ", '") + std::string(known) + "'";
+        bad_manifest(where + ".dtype is " + show(dtype) + "; expected one of (" + allowed + ")");
+    }
+    const json& shape = list_field(data, "shape", where + ".shape");
+    for (size_t i = 0; i < shape.size(); ++i) {
+        const json& dim = shape[i];
+        TensorDim d;
+        if (dim.is_string() && !dim.get_ref<const std::string&>().empty())
+            d.symbol = dim.get<std::string>();
+        else if (!dim.is_null())
+            d.size = integer_in(dim, where + ".shape[" + std::to_string(i) + "]", 0, kMaxDim);
+        spec.dims.push_back(std::move(d));
+    }
+    if (examples != nullptr) {
+        // Elements of the example input: a symbolic dim at its example size (1 without one),
+        // unknown dims left out. Any 0 makes it empty; else the product, saturating at 2^64-1.
+        bool empty = false, saturated = false;
+        uint64_t elements = 1;
+        for (const TensorDim& d : spec.dims) {
+            if (!d.size && d.symbol.empty()) continue;
+            uint64_t size = 1;
+            if (d.size) {
+                size = uint64_t(*d.size);
+            } else if (auto it = examples->find(d.symbol); it != examples->end()) {
+                size = uint64_t(it->second);
+            }
+            if (size == 0) empty = true;
+            else if (elements > UINT64_MAX / size) saturated = true;
+            else elements *= size;
+        }
+        if (!empty && (saturated || elements > uint64_t(kMaxExampleElements)))
+            bad_manifest("input_examples make input '" + spec.name + "' " +
+                         (saturated ? "more than " + with_commas(UINT64_MAX) : with_commas(elements)) +
+                         " elements, over the " + with_commas(uint64_t(kMaxExampleElements)) +
+                         " edgeport allocates for an example");
+    }
+    return spec;
+}
+
 }  // namespace
 
 Manifest parse_manifest(std::string_view text) {
@@ -120,12 +250,32 @@ Manifest parse_manifest(std::string_view text) {
         m.artifact_order.push_back(a.name);
         m.artifacts.emplace(a.name, std::move(a));
     }
+    // The model's inputs and outputs, and the sizes an example input is made at.
+    if (const json* examples = optional_object(doc, "input_examples", "input_examples"))
+        for (auto it = examples->begin(); it != examples->end(); ++it)
+            m.input_examples[it.key()] =
+                integer_in(it.value(), "input_examples." + it.key(), 1, kMaxDim);
+    const json& inputs = list_field(doc, "inputs", "inputs");
+    for (size_t i = 0; i < inputs.size(); ++i)
+        m.inputs.push_back(
+            tensor_spec(inputs[i], "inputs[" + std::to_string(i) + "]", &m.input_examples));
+    const json& outputs = list_field(doc, "outputs", "outputs");
+    for (size_t i = 0; i < outputs.size(); ++i)
+        m.outputs.push_back(tensor_spec(outputs[i], "outputs[" + std::to_string(i) + "]", nullptr));
+    if (m.inputs.empty()) bad_manifest("inputs is empty");
+    if (m.outputs.empty()) bad_manifest("outputs is empty");
     if (doc.contains("golden")) {
         const json& sets = field(doc["golden"], "sets", "golden");
         if (!sets.is_array()) bad_manifest("golden.sets is not a list");
         for (const json& s : sets) {
             GoldenSet g;
             g.name = string_field(s, "name", "golden.sets[]");
+            const std::string named = "golden set '" + g.name + "'";
+            const json& sizes = required(s, "sizes", named + ".sizes");
+            if (!sizes.is_object())
+                bad_manifest(named + ".sizes is a JSON " + kind(sizes) + ", not an object");
+            for (auto it = sizes.begin(); it != sizes.end(); ++it)
+                g.sizes[it.key()] = integer_in(it.value(), named + ".sizes." + it.key(), 1, kMaxDim);
             g.inputs = string_map(field(s, "inputs", "golden set " + g.name), "golden set " + g.name);
             g.outputs = string_map(field(s, "outputs", "golden set " + g.name), "golden set " + g.name);
             if (s.contains("sha256"))
@@ -137,6 +287,9 @@ Manifest parse_manifest(std::string_view text) {
             m.golden_sets.push_back(std::move(g));
         }
     }
+    if (const json* model = optional_object(doc, "model", "model"))
+        if (auto source = model->find("source"); source != model->end())
+            m.source = nonempty_string(*source, "model.source");
     if (doc.contains("recommended") && doc["recommended"].is_object() &&
         doc["recommended"].contains("artifact") && doc["recommended"]["artifact"].is_string())
         m.recommended = doc["recommended"]["artifact"].get<std::string>();

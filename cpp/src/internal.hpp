@@ -87,10 +87,29 @@ struct GoldenSet {
     std::map<std::string, std::string> outputs;  // output name -> relative .npy path
     std::optional<int64_t> batch;                // run in chunks of this many samples
     std::map<std::string, std::string> sha256;   // relative path -> hex sha256 of every file
+    std::map<std::string, int64_t> sizes;        // symbolic dim -> size the set was made at
+};
+
+// One dim of a model input or output as the manifest records it: a size, a symbolic name
+// ("batch"), or unknown (JSON null: neither).
+struct TensorDim {
+    std::optional<int64_t> size;  // in [0, kMaxDim]
+    std::string symbol;           // non-empty for a symbolic dim
+};
+
+// A model input or output: name, dtype (float16 ... uint64, bool: numpy's names) and shape.
+struct TensorSpec {
+    std::string name;
+    std::string dtype;
+    std::vector<TensorDim> dims;
 };
 
 struct Manifest {
     std::string schema;
+    std::optional<std::string> source;  // model.source, when the manifest records it
+    std::vector<TensorSpec> inputs;     // in call order; never empty
+    std::vector<TensorSpec> outputs;    // never empty
+    std::map<std::string, int64_t> input_examples;  // symbolic dim -> example size
     std::map<std::string, Artifact> artifacts;
     std::vector<std::string> artifact_order;
     std::vector<GoldenSet> golden_sets;
@@ -98,8 +117,14 @@ struct Manifest {
 };
 
 constexpr const char* kSchema = "edgeport.bundle/1";
+// What a manifest may ask a reader to allocate (as edgeport.manifest): one dim, and one example
+// input in elements.
+constexpr int64_t kMaxDim = int64_t(1) << 24;
+constexpr int64_t kMaxExampleElements = int64_t(1) << 28;
 
-// Parses manifest.json text; throws Error(CORRUPT) naming the missing or mistyped key.
+// Parses manifest.json text; throws Error(CORRUPT) naming the missing, mistyped or out-of-range
+// field. inputs, outputs, input_examples, golden sets' sizes and model.source are checked as
+// edgeport.manifest.parse_manifest checks them (same limits, same field names).
 Manifest parse_manifest(std::string_view text);
 
 // A manifest path made absolute under root, after checking it stays inside: relative, no "..",

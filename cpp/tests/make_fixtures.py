@@ -140,6 +140,7 @@ def bundle(root: Path, external: str | None = None, listed: bool = True) -> None
             {"name": "scale", "dtype": "float32", "shape": ["batch", 1]},
         ],
         "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 3]}],
+        "input_examples": {"batch": 2},
         "golden": {
             "sets": [
                 {
@@ -373,6 +374,39 @@ def craft_samples_disagree(root: Path, m: Manifest) -> None:
     only_samples(m, x="golden/x3.npy", scale="golden/scale5.npy")["batch"] = 2
 
 
+# The fields edgeport.manifest refuses and libedgeport once ignored.
+@case("no_inputs")
+def craft_no_inputs(root: Path, m: Manifest) -> None:
+    del m["inputs"]
+
+
+@case("dtype_evil")
+def craft_dtype_evil(root: Path, m: Manifest) -> None:
+    m["inputs"][0]["dtype"] = "evil"
+
+
+@case("dim_float")
+def craft_dim_float(root: Path, m: Manifest) -> None:
+    m["inputs"][0]["shape"][1] = 3.5
+
+
+@case("golden_no_sizes")
+def craft_golden_no_sizes(root: Path, m: Manifest) -> None:
+    del golden_set(m, "base")["sizes"]
+
+
+@case("example_huge")
+def craft_example_huge(root: Path, m: Manifest) -> None:
+    m["input_examples"]["batch"] = 10**12
+
+
+@case("example_too_many_elements")
+def craft_example_too_many_elements(root: Path, m: Manifest) -> None:
+    """Each size in range, but x at its example would be 2^24 x 64 = 2^30 elements."""
+    m["input_examples"]["batch"] = 2**24
+    m["inputs"][0]["shape"] = ["batch", 64]
+
+
 def crafted(out: Path) -> None:
     for name, (base, rehash, craft) in CASES.items():
         root = out / "crafted" / name
@@ -536,6 +570,12 @@ def fuzz_manifest() -> bytes:
     entry = {"path": "model.onnx", "sha256": "0" * 64, "format": "onnx", "precision": "fp32"}
     manifest = {
         "schema": "edgeport.bundle/1",
+        "inputs": [
+            {"name": "x", "dtype": "float32", "shape": ["batch", 4]},
+            {"name": "scale", "dtype": "float32", "shape": ["batch", 1]},
+        ],
+        "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 3]}],
+        "input_examples": {"batch": 2},
         "artifacts": {
             "onnx-fp32": {
                 **entry,
@@ -548,12 +588,14 @@ def fuzz_manifest() -> bytes:
             "sets": [
                 {
                     "name": "whole",
+                    "sizes": {"batch": 2},
                     "inputs": {"x": "golden/x.npy", "scale": "golden/scale.npy"},
                     "outputs": {"y": "golden/y.npy"},
                     "sha256": hashes,
                 },
                 {
                     "name": "batched",
+                    "sizes": {"batch": 2},
                     "batch": 1,
                     "inputs": {"x": "golden/x.npy", "scale": "golden/short.npy"},
                     "outputs": {"y": "golden/scalar.npy"},
@@ -561,6 +603,7 @@ def fuzz_manifest() -> bytes:
                 },
                 {
                     "name": "odd",
+                    "sizes": {},
                     "batch": 2,
                     "inputs": {"x": "golden/scalar.npy", "scale": "../escape.npy"},
                     "outputs": {"y": "out/etc/hostname"},

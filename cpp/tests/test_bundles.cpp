@@ -91,6 +91,22 @@ const Crafted kCrafted[] = {
     {"golden_sha_not_object", "onnx-fp32", EP_ERR_CORRUPT, "golden set base.sha256 is not an object"},
     {"golden_sha_not_string", "onnx-fp32", EP_ERR_CORRUPT,
      "golden set base.sha256.golden/x.npy is not a string"},
+    // ... every field edgeport.manifest checks: the two runtimes refuse the same manifests.
+    {"no_inputs", "onnx-fp32", EP_ERR_CORRUPT,
+     "manifest.json is not a valid edgeport manifest: inputs is missing"},
+    {"dtype_evil", "onnx-fp32", EP_ERR_CORRUPT,
+     "manifest.json is not a valid edgeport manifest: inputs[0].dtype is \"evil\"; expected one of "
+     "('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', "
+     "'uint32', 'uint64', 'bool')"},
+    {"dim_float", "onnx-fp32", EP_ERR_CORRUPT,
+     "inputs[0].shape[1] is 3.5; expected an integer in [0, 16,777,216]"},
+    {"golden_no_sizes", "onnx-fp32", EP_ERR_CORRUPT,
+     "manifest.json is not a valid edgeport manifest: golden set 'base'.sizes is missing"},
+    {"example_huge", "onnx-fp32", EP_ERR_CORRUPT,
+     "input_examples.batch is 1000000000000; expected an integer in [1, 16,777,216]"},
+    {"example_too_many_elements", "onnx-fp32", EP_ERR_CORRUPT,
+     "manifest.json is not a valid edgeport manifest: input_examples make input 'x' 1,073,741,824 "
+     "elements, over the 268,435,456 edgeport allocates for an example"},
     // verify decides, the manifest records: a tolerance of 1e9 does not pass an all-42 model.
     {"loose_tolerance", "onnx-fp32", EP_ERR_PARITY,
      "output 'y': max_abs_err 47 exceeds tolerance atol 1e-05 + rtol 0.001·|ref|"},

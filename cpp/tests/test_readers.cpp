@@ -191,9 +191,14 @@ TEST(Stats, PercentilesAndBootstrap) {
 
 namespace {
 
-std::string manifest_with(const std::string& artifact_fields, const std::string& golden = "") {
+// The model's inputs and outputs of a minimal manifest (parse_manifest requires them).
+const std::string kTensors = R"(, "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 4]}],
+    "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", null]}])";
+
+std::string manifest_with(const std::string& artifact_fields, const std::string& golden = "",
+                          const std::string& tensors = kTensors) {
     return R"({"schema": "edgeport.bundle/1", "artifacts": {"a": {"path": "m", "sha256": "x",
-        "format": "onnx")" + artifact_fields + "}}" + golden + "}";
+        "format": "onnx")" + artifact_fields + "}}" + tensors + golden + "}";
 }
 
 const std::string kBad = "manifest.json is not a valid edgeport manifest: ";
@@ -225,8 +230,8 @@ TEST(Manifest, PrecisionIsFp32OrInt8) {
 TEST(Manifest, GoldenHashesAndGoldenSetsAreTyped) {
     const std::string fp32 = R"(, "precision": "fp32")";
     auto golden = [](const std::string& sha) {
-        return R"(, "golden": {"sets": [{"name": "g", "inputs": {"x": "x.npy"}, "outputs": {},
-            "sha256": )" + sha + "}]}";
+        return R"(, "golden": {"sets": [{"name": "g", "sizes": {}, "inputs": {"x": "x.npy"},
+            "outputs": {}, "sha256": )" + sha + "}]}";
     };
     Manifest m = parse_manifest(manifest_with(fp32, golden(R"({"x.npy": "ab"})")));
     EXPECT_EQ(m.golden_sets[0].sha256.at("x.npy"), "ab");
@@ -238,6 +243,133 @@ TEST(Manifest, GoldenHashesAndGoldenSetsAreTyped) {
     Manifest none = parse_manifest(manifest_with(fp32 + R"(, "golden_sets": [])"));
     ASSERT_TRUE(none.artifacts["a"].golden_sets.has_value());
     EXPECT_TRUE(none.artifacts["a"].golden_sets->empty());
+}
+
+// The fields edgeport.manifest checks and libedgeport once ignored: the same manifests are
+// refused, each naming the field as Python does.
+TEST(Manifest, InputsOutputsAndTheirSizesAreCheckedAsPythonChecksThem) {
+    const std::string fp32 = R"(, "precision": "fp32")";
+    auto parse = [&](const std::string& tensors, const std::string& golden = "") {
+        return parse_manifest(manifest_with(fp32, golden, tensors));
+    };
+    auto refusal = [&](const std::string& tensors, const std::string& golden = "") {
+        ep_status status = EP_OK;
+        std::string message = message_of([&] { parse(tensors, golden); }, &status);
+        EXPECT_EQ(status, EP_ERR_CORRUPT) << message;
+        return message;
+    };
+    auto input = [](const std::string& spec, const std::string& rest = "") {
+        return R"(, "inputs": [)" + spec + R"(], "outputs": [{"name": "y", "dtype": "bool", "shape": []}])" + rest;
+    };
+
+    Manifest m = parse(input(R"({"name": "x", "dtype": "uint8", "shape": ["batch", null, 3, 0]})",
+                             R"(, "input_examples": {"batch": 16777216}, "model": {"source": "m.py"})"));
+    ASSERT_EQ(m.inputs.size(), 1u);
+    EXPECT_EQ(m.inputs[0].name, "x");
+    EXPECT_EQ(m.inputs[0].dtype, "uint8");
+    ASSERT_EQ(m.inputs[0].dims.size(), 4u);
+    EXPECT_EQ(m.inputs[0].dims[0].symbol, "batch");
+    EXPECT_FALSE(m.inputs[0].dims[0].size.has_value());
+    EXPECT_FALSE(m.inputs[0].dims[1].size.has_value());
+    EXPECT_TRUE(m.inputs[0].dims[1].symbol.empty());
+    EXPECT_EQ(m.inputs[0].dims[2].size, 3);
+    EXPECT_EQ(m.inputs[0].dims[3].size, 0);
+    EXPECT_EQ(m.outputs.at(0).dtype, "bool");
+    EXPECT_TRUE(m.outputs[0].dims.empty());
+    EXPECT_EQ(m.input_examples.at("batch"), 1 << 24);
+    EXPECT_EQ(m.source, "m.py");
+    EXPECT_FALSE(parse(kTensors).source.has_value());
+    // Null input_examples and model are left out, as in Python.
+    EXPECT_TRUE(parse(kTensors + R"(, "input_examples": null, "model": null)").input_examples.empty());
+
+    // inputs and outputs: required non-empty lists of {name, dtype, shape}.
+    EXPECT_EQ(refusal(R"(, "outputs": [{"name": "y", "dtype": "float32", "shape": []}])"),
+              kBad + "inputs is missing");
+    EXPECT_EQ(refusal(R"(, "inputs": {"x": 1}, "outputs": [])"),
+              kBad + "inputs is a JSON object, not a list");
+    EXPECT_EQ(refusal(R"(, "inputs": [{"name": "x", "dtype": "int8", "shape": []}])"),
+              kBad + "outputs is missing");
+    EXPECT_EQ(refusal(R"(, "inputs": [], "outputs": [])"), kBad + "inputs is empty");
+    EXPECT_EQ(refusal(R"(, "inputs": [{"name": "x", "dtype": "int8", "shape": []}], "outputs": [])"),
+              kBad + "outputs is empty");
+    EXPECT_EQ(refusal(input(R"("x")")), kBad + "inputs[0] is a JSON string, not an object");
+    EXPECT_EQ(refusal(input(R"({"dtype": "int8", "shape": []})")), kBad + "inputs[0].name is missing");
+    EXPECT_EQ(refusal(input(R"({"name": "", "dtype": "int8", "shape": []})")),
+              kBad + "inputs[0].name is \"\", not a non-empty string");
+    EXPECT_EQ(refusal(input(R"({"name": "x", "shape": []})")), kBad + "inputs[0].dtype is missing");
+    EXPECT_EQ(refusal(input(R"({"name": "x", "dtype": "evil", "shape": []})")),
+              kBad + "inputs[0].dtype is \"evil\"; expected one of ('float16', 'float32', 'float64', "
+                     "'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool')");
+    EXPECT_NE(refusal(input(R"({"name": "x", "dtype": 7, "shape": []})")).find("inputs[0].dtype is 7; "),
+              std::string::npos);
+    EXPECT_EQ(refusal(input(R"({"name": "x", "dtype": "int8"})")), kBad + "inputs[0].shape is missing");
+    EXPECT_EQ(refusal(input(R"({"name": "x", "dtype": "int8", "shape": "batch"})")),
+              kBad + "inputs[0].shape is a JSON string, not a list");
+    // A dim: null, a non-empty string or an integer in [0, 2^24]; no float, boolean or "".
+    const std::string dim_range = "; expected an integer in [0, 16,777,216]";
+    for (const auto& [dim, shown] : std::vector<std::pair<std::string, std::string>>{
+             {"3.5", "3.5"}, {"3.0", "3.0"}, {"true", "true"}, {R"("")", R"("")"}, {"-1", "-1"},
+             {"16777217", "16777217"}, {"[1]", "[1]"}, {"18446744073709551615", "18446744073709551615"}})
+        EXPECT_EQ(refusal(input(R"({"name": "x", "dtype": "int8", "shape": [1, )" + dim + "]}")),
+                  kBad + "inputs[0].shape[1] is " + shown + dim_range);
+    EXPECT_EQ(refusal(R"(, "inputs": [{"name": "x", "dtype": "int8", "shape": []}],
+                        "outputs": [{"name": "y", "dtype": "int8", "shape": [2.5]}])"),
+              kBad + "outputs[0].shape[0] is 2.5" + dim_range);
+    // A long value is cut in the message.
+    EXPECT_EQ(refusal(input(R"({"name": "x", "dtype": ")" + std::string(100, 'e') + R"(", "shape": []})")),
+              kBad + "inputs[0].dtype is \"" + std::string(56, 'e') + "...; expected one of ('float16', "
+                     "'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', "
+                     "'uint32', 'uint64', 'bool')");
+
+    // input_examples: an object of integers in [1, 2^24], and an example of at most 2^28 elements.
+    const std::string x = R"({"name": "x", "dtype": "float32", "shape": ["batch", 64, null]})";
+    EXPECT_EQ(refusal(input(x, R"(, "input_examples": [1])")),
+              kBad + "input_examples is a JSON list, not an object");
+    EXPECT_EQ(refusal(input(x, R"(, "input_examples": {"batch": 1000000000000})")),
+              kBad + "input_examples.batch is 1000000000000; expected an integer in [1, 16,777,216]");
+    EXPECT_EQ(refusal(input(x, R"(, "input_examples": {"batch": 0})")),
+              kBad + "input_examples.batch is 0; expected an integer in [1, 16,777,216]");
+    EXPECT_EQ(refusal(input(x, R"(, "input_examples": {"batch": 2.0})")),
+              kBad + "input_examples.batch is 2.0; expected an integer in [1, 16,777,216]");
+    EXPECT_EQ(refusal(input(x, R"(, "input_examples": {"batch": 16777216})")),
+              kBad + "input_examples make input 'x' 1,073,741,824 elements, over the 268,435,456 "
+                     "edgeport allocates for an example");
+    EXPECT_EQ(parse(input(x, R"(, "input_examples": {"batch": 4194304})")).inputs.size(), 1u);  // 2^28
+    // A symbolic dim without an example counts 1; a 0 dim makes the example empty.
+    EXPECT_EQ(parse(input(R"({"name": "x", "dtype": "int8", "shape": ["n", 16777216, 16]})")).inputs.size(), 1u);
+    EXPECT_EQ(refusal(input(R"({"name": "x", "dtype": "int8", "shape": ["n", 16777216, 17]})")),
+              kBad + "input_examples make input 'x' 285,212,672 elements, over the 268,435,456 "
+                     "edgeport allocates for an example");
+    EXPECT_EQ(parse(input(R"({"name": "x", "dtype": "int8",
+                              "shape": [16777216, 16777216, 16777216, 16777216, 0]})")).inputs.size(), 1u);
+    EXPECT_EQ(refusal(input(R"({"name": "x", "dtype": "int8",
+                                "shape": [16777216, 16777216, 16777216, 16777216]})")),
+              kBad + "input_examples make input 'x' more than 18,446,744,073,709,551,615 elements, "
+                     "over the 268,435,456 edgeport allocates for an example");
+    // Outputs have no example: their sizes are the model's.
+    EXPECT_EQ(parse(R"(, "inputs": [{"name": "x", "dtype": "int8", "shape": []}],
+        "outputs": [{"name": "y", "dtype": "int8", "shape": [16777216, 16777216]}])").outputs.size(), 1u);
+
+    // A golden set's sizes: required, integers in [1, 2^24].
+    auto golden = [](const std::string& sizes) {
+        return R"(, "golden": {"sets": [{"name": "base", )" + sizes +
+               R"( "inputs": {}, "outputs": {}}]})";
+    };
+    EXPECT_EQ(parse(kTensors, golden(R"("sizes": {"batch": 2},)")).golden_sets.at(0).sizes.at("batch"), 2);
+    EXPECT_EQ(refusal(kTensors, golden("")), kBad + "golden set 'base'.sizes is missing");
+    EXPECT_EQ(refusal(kTensors, golden(R"("sizes": [2],)")),
+              kBad + "golden set 'base'.sizes is a JSON list, not an object");
+    EXPECT_EQ(refusal(kTensors, golden(R"("sizes": {"batch": 0},)")),
+              kBad + "golden set 'base'.sizes.batch is 0; expected an integer in [1, 16,777,216]");
+    EXPECT_EQ(refusal(kTensors, golden(R"("sizes": {"batch": false},)")),
+              kBad + "golden set 'base'.sizes.batch is false; expected an integer in [1, 16,777,216]");
+
+    // model: an object when present; its source a non-empty string.
+    EXPECT_EQ(refusal(kTensors + R"(, "model": "m.py")"), kBad + "model is a JSON string, not an object");
+    EXPECT_EQ(refusal(kTensors + R"(, "model": {"source": ""})"),
+              kBad + "model.source is \"\", not a non-empty string");
+    EXPECT_EQ(refusal(kTensors + R"(, "model": {"source": null})"),
+              kBad + "model.source is null, not a non-empty string");
 }
 
 TEST(Tolerance, EffectiveIsTheTighterOfProfileAndManifest) {
