@@ -47,6 +47,19 @@ std::map<std::string, Array> run_set(Session& session, const LoadedSet& loaded) 
     return got;
 }
 
+// A golden set must hold every input of the model and a reference for every output; one that
+// lacks an output would otherwise pass without comparing it (same message as Python's verify).
+void check_covers(const LoadedSet& loaded, const std::vector<TensorInfo>& infos,
+                  const std::map<std::string, Array>& have, const char* kind) {
+    std::string missing;
+    for (const TensorInfo& info : infos)
+        if (have.find(info.name) == have.end())
+            missing += (missing.empty() ? "'" : ", '") + info.name + "'";
+    if (!missing.empty())
+        throw Error(EP_ERR_CORRUPT, "golden set '" + loaded.set->name + "' has no " + kind +
+                                        " [" + missing + "]");
+}
+
 }  // namespace
 
 size_t Verdict::failed() const {
@@ -74,6 +87,8 @@ Verdict verify_artifact(const Bundle& bundle, const std::string& name,
         session_options.public_key_file = options.public_key_file;
         Session session(bundle.root.string(), session_options);
         for (const LoadedSet& loaded : sets) {
+            check_covers(loaded, session.inputs(), loaded.inputs, "input");
+            check_covers(loaded, session.outputs(), loaded.expected, "output");
             std::map<std::string, Array> got = run_set(session, loaded);
             for (const auto& [output, reference] : loaded.expected) {
                 auto it = got.find(output);
