@@ -166,7 +166,7 @@ def test_drift_within_a_run_is_measured_and_flagged() -> None:
 def test_bench_measures_every_variant(exported: Exported) -> None:
     bundle = exported("small_cnn")
     options = BenchOptions(duration=0.3, blocks=4, batches=(1,))
-    report = run_bench(bundle.root, options)
+    report = run_bench(bundle.root, options, trust_code=True)  # a file.py source, TorchScript
     rows = {r["variant"]: r for r in report["results"]}
     assert set(rows) == {"eager-fp32", "onnx-fp32", "torchscript-fp32"}
     for row in rows.values():

@@ -348,6 +348,27 @@ CASES = [
         1,
         "points at '../x.data', outside the bundle",
     ),
+    Case(
+        "inspect-artifact-dotdot",
+        _artifact_path("../stolen.onnx"),
+        ("inspect", "bundle"),
+        1,
+        "artifact 'onnx-fp32' points at '../stolen.onnx', outside the bundle",
+    ),
+    Case(
+        "run-artifact-symlink",
+        _chain(_artifact_path("model.onnx"), _symlink("model.onnx", "stolen.onnx")),
+        ("run", "bundle"),
+        1,
+        "resolves (through a symlink) outside the bundle",
+    ),
+    Case(
+        "bench-golden-dotdot",
+        _golden_path("../outside.npy"),
+        ("bench", "bundle", "--no-report"),
+        1,
+        "golden file of set 'base' points at '../outside.npy', outside the bundle",
+    ),
     # -- verify decides; the manifest only records --
     Case(
         "outputs-42-tolerance-1e9",
@@ -574,8 +595,19 @@ def test_trust_code_verifies_fully(base: Path, tmp_path: Path) -> None:
     try:
         edgeport.export("model.py:make", ["x:batch=2x4"], out=work / "good")
         report = edgeport.verify_bundle(work / "good", eager_sizes=[{"batch": 5}], trust_code=True)
+        bench = edgeport.run_bench(
+            work / "good",
+            edgeport.BenchOptions(duration=0.05, blocks=2, warmup=1, spread=0.0),
+            trust_code=True,
+        )
     finally:
         os.chdir(cwd)
+    assert [r["variant"] for r in bench["results"]] == [
+        "eager-fp32",
+        "onnx-fp32",
+        "torchscript-fp32",
+    ]
+    assert bench["skipped"] == []
     assert report.passed, report.problems
     assert set(report.artifacts) == {"onnx-fp32", "torchscript-fp32"}
     assert set(report.artifacts["torchscript-fp32"]) == {
@@ -694,7 +726,7 @@ def test_zip_bomb_is_refused_before_it_inflates(site: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 2, result.stderr
-    assert "array 'x' has shape [133693440]" in " ".join(result.stderr.split())
+    assert "input 'x' has samples of shape [133693440]" in " ".join(result.stderr.split())
     rss = int(result.stdout.split("MAXRSS_MB")[1])
     assert rss < 400, f"peak RSS {rss} MiB: the archive was inflated"
 
@@ -715,7 +747,7 @@ def test_zip_bomb_is_refused_before_it_inflates(site: Path) -> None:
         (
             lambda s: np.save(s / "x.npy", np.ones((2, 5), np.float32)),
             ("run", "bundle", "--inputs", "x.npy"),
-            "array 'x' has shape [2, 5]",
+            "input 'x' has samples of shape [2, 5]",
         ),
         (
             lambda s: (s / "r.json").write_text("{nope"),

@@ -7,6 +7,10 @@ The public Python API::
     bundle = edgeport.export("torchvision:resnet18", ["input:batch=1x3x224x224"], out="b")
     report = edgeport.verify_bundle("b")        # hashes + golden parity
     bundle = edgeport.load_bundle("b")          # manifest, artifacts, golden sets
+    edgeport.sign_bundle("b", "maker.key")      # Ed25519 over the manifest
+    session = edgeport.Session("b", public_key="maker.pub")
+
+Nothing that opens a bundle runs code from it unless called with ``trust_code=True``.
 
 Heavy libraries (torch, onnxruntime) are imported by the stage that needs them.
 """
@@ -17,21 +21,31 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from edgeport.bundle import Bundle, load_bundle
-from edgeport.errors import CheckFailed, EdgeportError, InternalError
+from edgeport.bundle import Bundle, load_bundle, sign_bundle
+from edgeport.errors import (
+    CheckFailed,
+    CodeNotTrusted,
+    EdgeportError,
+    IntegrityError,
+    InternalError,
+)
 from edgeport.spec import TensorSpec
 
 if TYPE_CHECKING:
+    from edgeport.benchmarks.harness import BenchOptions, run_bench
     from edgeport.exporter.flow import ExportOptions, export
     from edgeport.inspection import inspect_path
     from edgeport.runtime.session import Session, SessionOptions
     from edgeport.verify import VerifyReport, verify_bundle
 
 __all__ = [
+    "BenchOptions",
     "Bundle",
     "CheckFailed",
+    "CodeNotTrusted",
     "EdgeportError",
     "ExportOptions",
+    "IntegrityError",
     "InternalError",
     "Session",
     "SessionOptions",
@@ -41,10 +55,14 @@ __all__ = [
     "export",
     "inspect_path",
     "load_bundle",
+    "run_bench",
+    "sign_bundle",
     "verify_bundle",
 ]
 
 _LAZY = {
+    "BenchOptions": "edgeport.benchmarks.harness",
+    "run_bench": "edgeport.benchmarks.harness",
     "Session": "edgeport.runtime.session",
     "SessionOptions": "edgeport.runtime.session",
     "export": "edgeport.exporter.flow",

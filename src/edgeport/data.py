@@ -110,8 +110,8 @@ def _header_check(specs: Sequence[TensorSpec], where: str) -> Any:
             for d, a in zip(spec.shape[1:], header.shape[1:], strict=True)
         ):
             raise EdgeportError(
-                f"{where}: array {name!r} has shape {list(header.shape)}",
-                expected=f"{list(spec.shape)} (samples along axis 0)",
+                f"{where}, input {name!r} has samples of shape {list(header.shape)}",
+                expected=f"samples along axis 0 of {list(spec.shape)}",
             )
 
     return check

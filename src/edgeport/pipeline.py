@@ -159,6 +159,11 @@ def build(
     if not report.passed:
         raise CheckFailed("the built bundle failed verification: " + "; ".join(report.problems))
     eager = eager_model if eager_model is not None else (None if isinstance(model, str) else model)
+    if eager is None and options.prune is not None:
+        from edgeport.sources import load_model
+
+        # The baseline is the user's model as given, not the pruned one the bundle rebuilds.
+        eager = load_model(model, weights=options.weights).module
     bench = run_bench(bundle.root, options.bench, model=eager, trust_code=True)
     with BundleWriter(bundle.root, update=True) as writer:
         writer.copy_from(bundle)
