@@ -73,7 +73,7 @@ fuzz-long:
 
 # Hypothesis over the Python manifest, .npy/.npz, data readers and the path rule: pytest runs
 # 150 examples per property; this runs many more (about a minute here) and prints the counts.
-FUZZ_PY_EXAMPLES ?= 2500
+FUZZ_PY_EXAMPLES ?= 6000
 fuzz-py: $(STAMP)
 	EDGEPORT_FUZZ_EXAMPLES=$(FUZZ_PY_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider -W ignore \
 	  tests/test_fuzz_readers.py --hypothesis-show-statistics

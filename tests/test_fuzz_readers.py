@@ -30,7 +30,11 @@ from edgeport.manifest import parse_manifest
 from edgeport.spec import TensorSpec
 from edgeport.verify import verify_bundle
 
-pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")]
+pytestmark = [
+    pytest.mark.fuzz,
+    pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning"),
+    pytest.mark.filterwarnings("ignore:invalid escape sequence"),  # fuzzed .npy headers
+]
 
 EXAMPLES = int(os.environ.get("EDGEPORT_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
