@@ -343,6 +343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    if args.trust_code:
+        logging.getLogger("edgeport").warning(
+            "--trust-code: %s may load and run code the bundle carries (TorchScript, its "
+            "model.source); use it only for bundles you trust",
+            args.command,
+        )
     try:
         code: int = args.func(args)
         return code

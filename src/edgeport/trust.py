@@ -5,7 +5,8 @@ source a manifest names when edgeport rebuilds the eager model (``file.py:factor
 ``pkg.module:factory`` import Python; a weights path points outside the bundle). A
 ``torchvision:NAME`` source without weights builds a library model and reads nothing else, so it
 needs no opt-in. One flag opts in for every command: ``--trust-code`` (``trust_code=True`` in
-the Python API); each use is logged.
+the Python API). The CLI warns once when the flag is given; each load it allows is logged at
+INFO (``-v``). Commands that made the bundle themselves (``build``) trust it without the flag.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def require_trust(trusted: bool, what: str, *, alternative: str | None = None) -
             fix=f"pass {FLAG} (Python: trust_code=True) only if you trust whoever made this "
             "bundle" + (f"; or {alternative}" if alternative else ""),
         )
-    log.warning("%s: %s runs code from the bundle", FLAG, what)
+    log.info("%s: %s runs code from the bundle", FLAG, what)
 
 
 def source_runs_code(source: str | None, weights: object = None) -> bool:
