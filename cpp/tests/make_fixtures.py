@@ -37,6 +37,17 @@ B = RNG.standard_normal(3).astype(np.float32)
 Manifest = dict[str, Any]
 
 
+# The tiny model's IO as every fixture manifest records it.
+IO = {
+    "inputs": [
+        {"name": "x", "dtype": "float32", "shape": ["batch", 4]},
+        {"name": "scale", "dtype": "float32", "shape": ["batch", 1]},
+    ],
+    "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 3]}],
+    "input_examples": {"batch": 2},
+}
+
+
 def model(external: str | None = None, kind: str = "tiny") -> onnx.ModelProto:
     """y = relu(x @ W + b) * scale; x [batch, 4], scale [batch, 1].
 
@@ -135,12 +146,7 @@ def bundle(root: Path, external: str | None = None, listed: bool = True) -> None
     np.save(root / "golden" / "y.npy", y)
     manifest = {
         "schema": "edgeport.bundle/1",
-        "inputs": [
-            {"name": "x", "dtype": "float32", "shape": ["batch", 4]},
-            {"name": "scale", "dtype": "float32", "shape": ["batch", 1]},
-        ],
-        "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 3]}],
-        "input_examples": {"batch": 2},
+        **IO,
         "golden": {
             "sets": [
                 {
@@ -570,12 +576,7 @@ def fuzz_manifest() -> bytes:
     entry = {"path": "model.onnx", "sha256": "0" * 64, "format": "onnx", "precision": "fp32"}
     manifest = {
         "schema": "edgeport.bundle/1",
-        "inputs": [
-            {"name": "x", "dtype": "float32", "shape": ["batch", 4]},
-            {"name": "scale", "dtype": "float32", "shape": ["batch", 1]},
-        ],
-        "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 3]}],
-        "input_examples": {"batch": 2},
+        **IO,
         "artifacts": {
             "onnx-fp32": {
                 **entry,
