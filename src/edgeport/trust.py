@@ -42,7 +42,10 @@ def source_runs_code(source: str | None, weights: object = None) -> bool:
     anything beyond an installed library (see the module docstring)."""
     if source is None:
         return False
-    return not (source.startswith("torchvision:") and not weights)
+    if not source.startswith("torchvision:") or weights:
+        return True
+    # A builder option that names weights (weights_backbone=...) would download or read files.
+    return "weights" in source.partition("?")[2]
 
 
 def rebuild_what(source: str) -> str:
