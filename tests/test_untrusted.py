@@ -897,3 +897,22 @@ def test_reports_replace_a_symlink_instead_of_writing_through_it(
     assert victim.read_text() == "precious"
     assert not (site / "bundle/report.html").is_symlink()
     assert "<html" in (site / "bundle/report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("source", "weights", "code"),
+    [
+        ("torchvision:resnet18", None, False),
+        ("torchvision:resnet18?num_classes=4", None, False),
+        ("torchvision:lraspp_mobilenet_v3_large?weights_backbone='DEFAULT'", None, True),
+        ("torchvision:resnet18", "/home/me/w.safetensors", True),
+        ("model.py:make", None, True),
+        ("package.module:factory", None, True),
+        ("model.ts", None, True),
+        (None, None, False),
+    ],
+)
+def test_which_sources_count_as_code(source: str | None, weights: str | None, code: bool) -> None:
+    from edgeport.trust import source_runs_code
+
+    assert source_runs_code(source, weights) is code
