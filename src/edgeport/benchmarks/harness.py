@@ -378,7 +378,7 @@ def run_bench(
     options = options or BenchOptions()
     bundle = load_bundle(bundle_dir, public_key=public_key)
     skipped: list[str] = []
-    variants = _variants(bundle, options, model, trust_code, skipped)
+    variants = _variants(bundle, options, model, trust_code, skipped, public_key)
     if not variants:
         raise EdgeportError(
             f"nothing to time in {str(bundle_dir)!r}: " + "; ".join(skipped or ["no artifacts"])
@@ -400,7 +400,12 @@ def run_bench(
 
 
 def _variants(
-    bundle: Bundle, options: BenchOptions, model: Any, trust_code: bool, skipped: list[str]
+    bundle: Bundle,
+    options: BenchOptions,
+    model: Any,
+    trust_code: bool,
+    skipped: list[str],
+    public_key: str | Path | None = None,
 ) -> list[_Variant]:
     from edgeport.runtime.session import Session, SessionOptions
 
@@ -428,6 +433,7 @@ def _variants(
                 provider,
                 allow_fallback=options.allow_fallback,
                 trust_code=trust_code,
+                public_key=public_key,
                 options=SessionOptions(threads=threads or None, spinning=options.spinning),
             )
             return session.run, session.provider
