@@ -369,6 +369,31 @@ CASES = [
         1,
         "golden file of set 'base' points at '../outside.npy', outside the bundle",
     ),
+    Case(
+        "manifest-symlink",
+        lambda s: (
+            shutil.move(s / "bundle/manifest.json", s / "outside.json"),
+            os.symlink(s / "outside.json", s / "bundle/manifest.json"),
+        ),
+        VERIFY,
+        1,
+        "the manifest 'manifest.json' resolves (through a symlink) outside the bundle",
+    ),
+    Case(
+        "nul-in-path",
+        _set("artifacts.onnx-fp32.path", "model\u0000.onnx"),
+        VERIFY,
+        1,
+        "outside the bundle: paths in a bundle must be relative and stay inside it",
+    ),
+    Case(
+        "weights-not-a-path",
+        _set("model.weights", False),
+        VERIFY,
+        2,
+        "model.weights is False, not a non-empty string",
+        cpp=False,  # libedgeport never rebuilds the eager model, so it does not read the field
+    ),
     # -- verify decides; the manifest only records --
     Case(
         "outputs-42-tolerance-1e9",
@@ -437,6 +462,26 @@ CASES = [
         VERIFY,
         2,
         "holds dtype '|O'",
+    ),
+    Case(
+        "npy-negative-dims",
+        _raw_golden(_npy_header((-2, -4)) + b"\0" * 32),
+        VERIFY,
+        2,
+        "has shape [-2, -4]",
+    ),
+    Case(
+        "golden-empty",
+        _chain(
+            _raw_golden(_npy_header((0, 4))),
+            lambda s: (
+                np.save(s / "bundle/golden/outputs/output.npy", np.zeros((0, 3), np.float32)),
+                rehash(s / "bundle", "golden/outputs/output.npy"),
+            ),
+        ),
+        VERIFY,
+        2,
+        "golden set 'base': reference output 'output' is empty: it checks nothing",
     ),
     Case(
         "batched-0d-input",
@@ -787,6 +832,14 @@ def test_zip_bomb_is_refused_before_it_inflates(site: Path) -> None:
             "private key 'k.key' is not an Ed25519 private key in PEM",
         ),
         (lambda s: None, ("verify", "bundle", "--sizes", "batch=x"), "cannot parse --sizes"),
+        (
+            lambda s: None,
+            ("verify", "bundle", "--sizes", "seq=3", "--trust-code"),
+            "--sizes names ['seq'], which are not symbolic dims of this model",
+        ),
+        (lambda s: None, ("verify", "bundle", "--rtol", "nan"), "--rtol nan is not a finite"),
+        (lambda s: None, ("verify", "bundle", "--atol", "-1"), "--atol -1.0 is not a finite"),
+        (_set("artifacts.onnx-fp32.size_bytes", _DELETE), ("inspect", "bundle"), None),
     ],
     ids=[
         "npz-not-zip",
@@ -802,6 +855,10 @@ def test_zip_bomb_is_refused_before_it_inflates(site: Path) -> None:
         "keygen-ok",
         "sign-bad-key",
         "bad-sizes",
+        "sizes-unknown-label",
+        "rtol-nan",
+        "atol-negative",
+        "inspect-without-size-bytes",
     ],
 )
 def test_bad_arguments_get_one_message(
@@ -916,3 +973,27 @@ def test_which_sources_count_as_code(source: str | None, weights: str | None, co
     from edgeport.trust import source_runs_code
 
     assert source_runs_code(source, weights) is code
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ({"0": {"forward": "x"}}, "sets 0.forward = 'x'"),
+        ({"0": {"__class__": "x"}}, "sets 0.__class__"),
+        ({"0": {"out_channels": "8"}}, "sets 0.out_channels = '8'"),
+        ({"0": {"out_channels": -1}}, "sets 0.out_channels = -1"),
+        ({"0": 5}, "entry for '0' is not a JSON object"),
+        ([], "'modules' is not a JSON object"),
+    ],
+)
+def test_a_pruning_plan_only_sets_sizes(modules: Any, message: str) -> None:
+    import torch
+    from torch import nn
+
+    from edgeport.pruning.core import apply_plan
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3))
+    with pytest.raises(edgeport.EdgeportError, match=re.escape(message)):
+        apply_plan(model, modules, {})
+    assert model[0].forward.__self__ is model[0]  # nothing was set before the refusal
+    assert model(torch.zeros(1, 3, 5, 5)).shape == (1, 8, 3, 3)

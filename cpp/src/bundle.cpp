@@ -323,7 +323,7 @@ fs::path inside(const fs::path& root, const std::string& relative, const std::st
     fs::path rel(relative);
     bool dotdot = false;
     for (const auto& part : rel) dotdot = dotdot || part == "..";
-    if (relative.empty() || rel.is_absolute() || dotdot)
+    if (relative.empty() || relative.find('\0') != std::string::npos || rel.is_absolute() || dotdot)
         throw Error(EP_ERR_INTEGRITY, what + " points at '" + relative +
                                           "', outside the bundle: paths in a bundle must be "
                                           "relative and stay inside it");
@@ -342,6 +342,12 @@ Bundle Bundle::load(const fs::path& dir, const PublicKey* key) {
     std::error_code ec;
     if (!fs::exists(dir, ec))
         throw Error(EP_ERR_NOT_FOUND, "'" + dir.string() + "' does not exist");
+    if (fs::is_symlink(dir / "manifest.json", ec))
+        inside(dir, "manifest.json", "the manifest");  // a link out is refused like any path
+    auto size = fs::file_size(dir / "manifest.json", ec);
+    if (!ec && size > (64u << 20))
+        throw Error(EP_ERR_CORRUPT, "manifest.json is " + std::to_string(size) +
+                                        " bytes; a manifest is under 64 MiB");
     std::ifstream in(dir / "manifest.json", std::ios::binary);
     if (!in)
         throw Error(EP_ERR_NOT_FOUND, "'" + dir.string() +

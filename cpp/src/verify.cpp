@@ -89,6 +89,11 @@ Verdict verify_artifact(const Bundle& bundle, const std::string& name,
         for (const LoadedSet& loaded : sets) {
             check_covers(loaded, session.inputs(), loaded.inputs, "input");
             check_covers(loaded, session.outputs(), loaded.expected, "output");
+            for (const auto& [output, reference] : loaded.expected)
+                if (reference.data.empty())  // zero elements compare equal to anything
+                    throw Error(EP_ERR_CORRUPT, "golden set '" + loaded.set->name +
+                                                    "': reference output '" + output +
+                                                    "' is empty: it checks nothing");
             std::map<std::string, Array> got = run_set(session, loaded);
             for (const auto& [output, reference] : loaded.expected) {
                 auto it = got.find(output);

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from edgeport.errors import EdgeportError
+from edgeport.errors import EdgeportError, short_message
 
 DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB for one array
 _KINDS = "biuf"  # bool, int, uint, float
@@ -57,10 +57,12 @@ def read_header(stream: IO[bytes], what: str, data_bytes: int, max_bytes: int) -
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
     except Exception as exc:  # numpy parses the header text with ast/tokenize: any error
         raise EdgeportError(
-            f"{what} is not a readable .npy array: {_short(exc)}",
+            f"{what} is not a readable .npy array: {short_message(exc)}",
             expected="an array written by numpy.save (no pickled objects)",
         ) from exc
     dtype = np.dtype(dtype)
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        raise EdgeportError(f"{what} has shape {list(shape)}", expected="sizes of 0 or more")
     if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
         raise EdgeportError(
             f"{what} holds dtype {dtype.str!r}",
@@ -166,11 +168,6 @@ def load_npz(
         raise
     except Exception as exc:  # zipfile/zlib raise many kinds on corrupt archives
         raise EdgeportError(
-            f"cannot read {what} as an .npz archive: {_short(exc)}",
+            f"cannot read {what} as an .npz archive: {short_message(exc)}",
             expected="a file written by numpy.savez (a zip of .npy arrays)",
         ) from exc
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]

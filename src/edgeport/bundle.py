@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgeport._npy import load_npy
-from edgeport.errors import EdgeportError, IntegrityError
+from edgeport.errors import EdgeportError, IntegrityError, short_message
 from edgeport.manifest import (
     SCHEMA,
     SCHEMA_FAMILY,
@@ -151,6 +151,11 @@ class Bundle:
         """The manifest entry of artifact ``name`` as JSON, or a clear error listing the others."""
         return dict(self.entry(name).raw)
 
+    def size_of(self, name: str) -> int:
+        """Bytes of an artifact's main file: the manifest's record, or the file's size."""
+        recorded = self.entry(name).raw.get("size_bytes")
+        return int(recorded) if recorded is not None else self.path_of(name).stat().st_size
+
     def path_of(self, name: str) -> Path:
         """Absolute path of an artifact's main file (checked to lie inside the bundle)."""
         return resolve_inside(self.root, self.entry(name).path, f"artifact {name!r}")
@@ -198,7 +203,7 @@ def resolve_inside(root: Path, rel: str, what: str) -> Path:
     Raises:
         IntegrityError: The path leaves the bundle.
     """
-    if not rel or os.path.isabs(rel) or ".." in Path(rel).parts:
+    if not rel or "\0" in rel or os.path.isabs(rel) or ".." in Path(rel).parts:
         raise IntegrityError(
             f"{what} points at '{rel}', outside the bundle: paths in a bundle must be relative "
             "and stay inside it",
@@ -232,6 +237,8 @@ def load_bundle(
     """
     root = Path(path).absolute()
     manifest_path = root / MANIFEST
+    if manifest_path.is_symlink():
+        resolve_inside(root, MANIFEST, "the manifest")  # a link out is refused like any path
     if not manifest_path.is_file():
         raise EdgeportError(
             f"{str(path)!r} is not an edgeport bundle (no {MANIFEST})",
@@ -246,7 +253,7 @@ def load_bundle(
         manifest = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise EdgeportError(
-            f"{str(manifest_path)!r} is not valid JSON ({_short(exc)})",
+            f"{str(manifest_path)!r} is not valid JSON ({short_message(exc)})",
             fix="re-export the bundle; manifests are never edited by hand",
         ) from exc
     bundle = Bundle(root, manifest)
@@ -261,12 +268,19 @@ def load_bundle(
 
 
 def _read_manifest(path: Path) -> bytes:
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
+    text = read_capped(path, MAX_MANIFEST_BYTES, "the manifest")
+    return text
+
+
+def read_capped(path: str | Path, limit: int, what: str) -> bytes:
+    """A file's bytes, refusing one longer than ``limit`` without reading past it."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
         raise EdgeportError(
-            f"{str(path)!r} is {path.stat().st_size:,} bytes",
-            expected=f"a manifest under {MAX_MANIFEST_BYTES:,} bytes",
+            f"{what} {str(path)!r} is over {limit:,} bytes", expected="a smaller file"
         )
-    return path.read_bytes()
+    return data
 
 
 def hash_problems(bundle: Bundle) -> list[str]:
@@ -581,7 +595,7 @@ def check_external_data(model_path: Path) -> list[str]:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:
         raise EdgeportError(
-            f"{str(model_path)!r} is not a readable ONNX model: {_short(exc)}",
+            f"{str(model_path)!r} is not a readable ONNX model: {short_message(exc)}",
             expected="a complete .onnx file",
             fix="the file may be truncated or corrupt; re-export it",
         ) from exc
@@ -599,7 +613,7 @@ def check_external_data(model_path: Path) -> list[str]:
             or ".." in Path(location).parts
             or not resolved.is_relative_to(base)
         ):
-            raise EdgeportError(
+            raise IntegrityError(
                 f"{str(model_path)!r}: tensor {tensor.name!r} points its external data at "
                 f"{location!r}, outside the model's directory",
                 expected="a relative path inside the model's directory",
@@ -614,11 +628,6 @@ def _all_tensors(model: Any) -> list[Any]:
     from onnx.external_data_helper import _get_all_tensors
 
     return list(_get_all_tensors(model))
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def sign_bundle(path: str | Path, private_key: str | Path) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -394,8 +395,10 @@ def _read_report(path: str) -> dict[str, Any]:
     """A saved report.json for --compare, read before any timing starts."""
     from pathlib import Path
 
+    from edgeport.bundle import read_capped
+
     try:
-        data = json.loads(Path(path).read_bytes()[: 64 << 20])
+        data = json.loads(read_capped(Path(path), 64 << 20, "--compare"))
     except OSError as exc:
         raise EdgeportError(f"cannot read --compare {path!r}: {exc.strerror or exc}") from exc
     except (ValueError, RecursionError) as exc:
@@ -479,6 +482,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "min_cosine": args.min_cosine,
         "min_top1": args.min_top1,
     }
+    for key, value in tolerance.items():
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            flag = "--" + key.replace("_", "-")
+            raise EdgeportError(f"{flag} {value} is not a finite number of 0 or more")
     with _progress(args.json):
         report = verify_bundle(
             args.bundle,

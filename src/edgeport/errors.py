@@ -68,3 +68,9 @@ class CodeNotTrusted(EdgeportError):
 
 class InternalError(Exception):
     """A bug in edgeport: an invariant that should hold did not."""
+
+
+def short_message(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type name when empty), at most ``limit``."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]

@@ -66,14 +66,15 @@ def inspect_path(path: str | Path) -> dict[str, Any]:
         manifest = bundle.manifest
         artifacts = {}
         for name, entry in bundle.artifacts.items():
-            info = {k: entry.get(k) for k in ("path", "format", "precision", "size_bytes")}
+            info = {k: entry.get(k) for k in ("path", "format", "precision")}
+            info["size_bytes"] = bundle.size_of(name)
             if entry["format"] == "onnx":
                 summary = summarize_onnx(bundle.path_of(name))
                 info.update(ops=summary["ops"], nodes=summary["nodes"])
             artifacts[name] = info
         return {
             "bundle": str(path),
-            "model": manifest.get("model", {}),
+            "model": manifest.get("model") or {},
             "inputs": manifest.get("inputs", []),
             "outputs": manifest.get("outputs", []),
             "artifacts": artifacts,

@@ -144,6 +144,8 @@ def parse_manifest(doc: Any) -> Manifest:
         for i, s in enumerate(_list(golden_doc, "sets", "golden.", optional=True))
     )
     model = _obj(doc, "model", "", optional=True)
+    if model.get("weights") is not None:
+        _str(model, "weights", "model.")
     recommended = _obj(doc, "recommended", "", optional=True).get("artifact")
     pruning = {
         key: _record(_obj(_obj(doc, "pruning", ""), key, "pruning."), f"pruning.{key}")

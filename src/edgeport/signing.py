@@ -85,7 +85,8 @@ def check_signature(root: Path, manifest_bytes: bytes, public_key: str | Path) -
             "given: refusing it",
             fix=f"ask its maker to sign it: edgeport sign {root} --key PRIVATE_KEY",
         )
-    signature = sig_path.read_bytes()[: SIGNATURE_BYTES + 1]
+    with open(sig_path, "rb") as f:
+        signature = f.read(SIGNATURE_BYTES + 1)
     try:
         if len(signature) != SIGNATURE_BYTES:
             raise InvalidSignature
@@ -113,7 +114,8 @@ def _load_key(path: str | Path, *, private: bool) -> Any:
         fix="make a key pair with `edgeport keygen PREFIX` (or openssl genpkey -algorithm ed25519)",
     )
     try:
-        data = Path(path).read_bytes()[: 1 << 16]
+        with open(path, "rb") as f:
+            data = f.read(1 << 16)
         key = (
             serialization.load_pem_private_key(data, password=None)
             if private

@@ -42,7 +42,7 @@ def source_runs_code(source: str | None, weights: object = None) -> bool:
     anything beyond an installed library (see the module docstring)."""
     if source is None:
         return False
-    if not source.startswith("torchvision:") or weights:
+    if not source.startswith("torchvision:") or weights is not None:
         return True
     # A builder option that names weights (weights_backbone=...) would download or read files.
     return "weights" in source.partition("?")[2]

@@ -99,6 +99,7 @@ def verify_bundle(
     if eager_sizes:
         from edgeport.exporter.flow import require_rebuild_trust
 
+        _check_sizes(bundle, eager_sizes)
         require_rebuild_trust(bundle, trust_code)
     report.problems += hash_problems(bundle)
     if report.problems:
@@ -120,6 +121,19 @@ def verify_bundle(
     for sizes in eager_sizes or []:
         _check_eager(bundle, sizes, report, trust_code)
     return report
+
+
+def _check_sizes(bundle: Bundle, eager_sizes: list[dict[str, int]]) -> None:
+    """Every ``--sizes`` label must be one of the model's symbolic dims."""
+    labels = sorted({d for s in bundle.inputs for d in s.shape if isinstance(d, str)})
+    for sizes in eager_sizes:
+        unknown = [k for k in sizes if k not in labels]
+        if unknown:
+            raise EdgeportError(
+                f"--sizes names {unknown}, which are not symbolic dims of this model",
+                available=", ".join(labels)
+                or "none: every dim is fixed, so there is nothing to resize",
+            )
 
 
 def _check_artifact(
@@ -185,6 +199,12 @@ def batched_feeds(
         if missing:
             raise GoldenSetError(
                 f"golden set {gset.name!r} has no {kind} {missing}", fix="re-export the bundle"
+            )
+    for name in outputs:
+        if gset.outputs[name].size == 0:
+            raise GoldenSetError(
+                f"golden set {gset.name!r}: reference output {name!r} is empty: it checks nothing",
+                fix="re-export the bundle",
             )
     if gset.batch is None:
         return [gset.inputs]

@@ -439,7 +439,7 @@ def _variants(
             return session.run, session.provider
 
         variants.append(
-            _Variant(name, entry["format"], entry["precision"], entry["size_bytes"], make)
+            _Variant(name, entry["format"], entry["precision"], bundle.size_of(name), make)
         )
     if options.baselines:
         eager = _eager_variant(bundle, model, trust_code, skipped)
@@ -466,6 +466,9 @@ def _eager_variant(
             model = rebuild_eager(bundle, trust_code=trust_code).module
         except CodeNotTrusted as exc:
             skipped.append(f"eager-fp32: {exc.what}; pass --trust-code to time it")
+            return None
+        except EdgeportError as exc:  # the source no longer builds these weights, ...
+            skipped.append(f"eager-fp32: {exc}")
             return None
     names = [s.name for s in bundle.inputs]
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
@@ -624,7 +627,7 @@ def _report(bundle: Bundle, options: BenchOptions, rows: list[Row]) -> dict[str,
         "schema": REPORT_SCHEMA,
         "bundle": str(bundle.root),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": bundle.manifest["model"],
+        "model": bundle.manifest.get("model", {}),
         "inputs": bundle.manifest["inputs"],
         "environment": collect_environment(),
         "method": {

@@ -141,9 +141,30 @@ def plan_from(before: dict[str, dict[str, Any]], model: nn.Module) -> dict[str, 
     return changed
 
 
-def apply_plan(
-    model: nn.Module, modules: dict[str, dict[str, Any]], state: dict[str, torch.Tensor]
-) -> nn.Module:
+def _checked_attrs(name: str, module: nn.Module, attrs: Any) -> dict[str, Any]:
+    """A plan entry, only if it sets size attributes the module has to values of their kind
+    (a plan comes from a bundle: it never sets ``forward`` or ``__class__``)."""
+    sizes = _shape_attrs(module)
+    if not isinstance(attrs, dict):
+        raise EdgeportError(f"the pruning plan's entry for {name!r} is not a JSON object")
+    for key, value in attrs.items():
+        current = sizes.get(key)
+        if isinstance(current, list):
+            fits = isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
+        elif isinstance(current, bool):
+            fits = type(value) is bool
+        else:
+            fits = type(value) is int and type(current) is int and value >= 0
+        if not fits:
+            raise EdgeportError(
+                f"the pruning plan sets {name}.{key} = {value!r:.60}",
+                expected="size attributes of the module (ints, bools, lists of ints) only",
+                fix="re-run edgeport prune; do not load a plan edited by hand",
+            )
+    return attrs
+
+
+def apply_plan(model: nn.Module, modules: Any, state: dict[str, torch.Tensor]) -> nn.Module:
     """Make a freshly built ``model`` the pruned one: set the recorded attributes, give every
     parameter and buffer the shape it has in ``state``, then load ``state`` (strictly).
 
@@ -151,13 +172,15 @@ def apply_plan(
         EdgeportError: The plan or the state dict does not fit this model.
     """
     named = dict(model.named_modules())
+    if not isinstance(modules, dict):
+        raise EdgeportError("the pruning plan's 'modules' is not a JSON object")
     for name, attrs in modules.items():
         if name not in named:
             raise EdgeportError(
                 f"the pruning plan names module {name!r}, which this model does not have",
                 fix="rebuild the model from the same source the plan was made from",
             )
-        for key, value in attrs.items():
+        for key, value in _checked_attrs(name, named[name], attrs).items():
             setattr(named[name], key, tuple(value) if isinstance(value, list) else value)
     for key, tensor in state.items():
         owner_name, _, leaf = key.rpartition(".")

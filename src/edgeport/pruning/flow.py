@@ -28,7 +28,7 @@ from edgeport.bundle import (
     sha256_file,
 )
 from edgeport.data import SampleSet, load_samples
-from edgeport.errors import EdgeportError, IntegrityError
+from edgeport.errors import EdgeportError, IntegrityError, short_message
 from edgeport.pruning.core import (
     PLAN_SCHEMA,
     PruneOptions,
@@ -205,7 +205,7 @@ def load_pruned(
     if plan.get("schema") != PLAN_SCHEMA:
         raise EdgeportError(f"unknown pruning plan schema {plan.get('schema')!r}")
     src = source or bundle.spec.source or "python:"
-    if source is None and source_runs_code(src):
+    if source is None and source_runs_code(src, bundle.manifest["model"].get("weights")):
         require_trust(trust_code, rebuild_what(src))
     if src.startswith("python:"):
         raise EdgeportError(
@@ -213,5 +213,13 @@ def load_pruned(
             fix="prune from a source spec (file.py:factory, torchvision:NAME)",
         )
     loaded = load_model(src)
-    apply_plan(loaded.module, plan["modules"], load_file(str(paths["state_dict"])))
+    try:
+        state = load_file(str(paths["state_dict"]))
+    except Exception as exc:  # safetensors raises its own error kinds on a corrupt file
+        raise EdgeportError(
+            f"the pruned state dict {bundle.spec.pruning['state_dict'].path!r} cannot be read: "
+            f"{short_message(exc)}",
+            fix="re-run edgeport prune",
+        ) from exc
+    apply_plan(loaded.module, plan.get("modules"), state)
     return loaded

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeport.benchmarks.latency import ratio, time_interleaved
 from edgeport.benchmarks.parity import PROFILES, Precision, Tolerance, check_outputs
-from edgeport.bundle import Bundle, BundleWriter, file_record, load_bundle
+from edgeport.bundle import Bundle, BundleWriter, check_external_data, file_record, load_bundle
 from edgeport.data import DEFAULT_MAX_SAMPLES, SampleSet, load_samples
 from edgeport.environment import collect_environment
 from edgeport.errors import CheckFailed, EdgeportError
@@ -165,6 +165,7 @@ def quantize(
 
         require_rebuild_trust(bundle, trust_code)
     fp32 = bundle.path_of("onnx-fp32")
+    check_external_data(fp32)
     sizes = {k: v for s in bundle.inputs for k, v in s.examples.items()}
     mode, reason = _choose_mode(fp32, sizes, options)
     log.info("quantization mode %s: %s", mode, reason)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.bundle import Bundle
-from edgeport.errors import EdgeportError
+from edgeport.errors import EdgeportError, short_message
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,8 @@ def load_torchscript(path: str, device: Any) -> Any:
     try:
         return torch.jit.load(path, map_location=device).eval()
     except (RuntimeError, ValueError, OSError) as exc:
-        text = str(exc).strip().splitlines()
         raise EdgeportError(
-            f"TorchScript cannot load {path!r}: {(text[0] if text else type(exc).__name__)[:300]}",
+            f"TorchScript cannot load {path!r}: {short_message(exc)}",
             fix="the file is corrupt or was made by another torch version; re-export it",
         ) from exc
 
