@@ -23,6 +23,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench cpp/tests
 	$(VENV)/bin/ruff format --check src tests bench cpp/tests
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -79,7 +80,7 @@ fuzz-py: $(STAMP)
 	  tests/test_fuzz_readers.py --hypothesis-show-statistics
 
 # Performance targets are checked here, never in timed unit tests.
-BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead pruning_speed
+BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead pruning_speed compare_cli
 
 # Every benchmark runs; the target fails if any missed its target (each prints PASS/FAIL lines).
 bench: $(STAMP)

@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: N812
 import edgeport
 from _targets import finish
 from edgeport.benchmarks.latency import ratio, time_interleaved
-from edgeport.benchmarks.parity import Tolerance, compare
+from edgeport.parity import Tolerance, compare
 from edgeport.quantization import QuantizeOptions, quantize
 from edgeport.runtime import Session, SessionOptions
 

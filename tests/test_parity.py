@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edgeport.benchmarks.parity import PROFILES, Precision, check_output, compare
+from edgeport.parity import PROFILES, Precision, check_output, compare
 
 
 def test_metrics_on_known_values() -> None:

@@ -216,7 +216,7 @@ def test_model_with_no_quantizable_ops(tmp_path: Path) -> None:
 
 def test_random_calibration_is_labeled(digits: dict[str, object], tmp_path: Path) -> None:
     bundle_dir = _copy(Path(str(digits["root"])) / "fp32", tmp_path / "b")
-    from edgeport.benchmarks.parity import Tolerance
+    from edgeport.parity import Tolerance
 
     bundle = quantize(
         bundle_dir, QuantizeOptions(calib="random", tolerance=Tolerance(min_cosine=0.9))

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from edgeport._version import __version__
 from edgeport.bundle import Bundle, load_bundle, sign_bundle
 from edgeport.errors import (
     CheckFailed,

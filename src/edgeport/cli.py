@@ -761,7 +761,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     """`edgeport quantize`."""
-    from edgeport.benchmarks.parity import Tolerance
+    from edgeport.parity import Tolerance
     from edgeport.quantization import CalibrationMethod, QuantFormat, QuantizeOptions, quantize
 
     options = QuantizeOptions(
@@ -1164,7 +1164,7 @@ def _print_io(console: Any, info: dict[str, Any]) -> None:
 
 
 def _version() -> str:
-    from edgeport import __version__
+    from edgeport._version import __version__
 
     return __version__
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.parity import check_outputs, effective_tolerance
 from edgeport.bundle import Bundle, GoldenSet, hash_problems, load_bundle
 from edgeport.errors import EdgeportError
 from edgeport.manifest import ArtifactEntry
+from edgeport.parity import check_outputs, effective_tolerance
 from edgeport.trust import require_trust
 
 
@@ -97,7 +97,7 @@ def verify_bundle(
             if entry.runs_code:
                 require_trust(trust_code, f"checking {entry.format} artifact {entry.name!r}")
     if eager_sizes:
-        from edgeport.exporter.flow import require_rebuild_trust
+        from edgeport.pruning.flow import require_rebuild_trust
 
         _check_sizes(bundle, eager_sizes)
         require_rebuild_trust(bundle, trust_code)
@@ -246,8 +246,6 @@ def _run(runner: Any, feeds: list[dict[str, np.ndarray]], set_name: str) -> dict
 def _check_eager(
     bundle: Bundle, sizes: dict[str, int], report: VerifyReport, trust_code: bool
 ) -> None:
-    from edgeport.exporter.flow import eager_outputs_match
-
     label = ",".join(f"{k}={v}" for k, v in sizes.items())
     try:
         results = eager_outputs_match(bundle, sizes, trust_code=trust_code)
@@ -261,3 +259,37 @@ def _check_eager(
             for out in outputs.values()
             for f in out["failures"]
         ]
+
+
+def eager_outputs_match(
+    bundle: Bundle, sizes: dict[str, int], *, seed: int = 7, trust_code: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Re-build the model from the manifest's source and compare every artifact at ``sizes``.
+
+    The model must rebuild to the same state dict (sha256 in the manifest): a source whose
+    weights changed is an error, not a silent pass. TorchScript artifacts are compared only
+    with ``trust_code``.
+
+    Returns:
+        Artifact name → output name → parity JSON, at these sizes.
+    """
+    from edgeport.data import random_inputs
+    from edgeport.exporter.eager import run_eager
+    from edgeport.pruning.flow import rebuild_eager
+    from edgeport.runtime.runners import runner_for
+    from edgeport.runtime.torchscript import flatten_outputs
+
+    loaded = rebuild_eager(bundle, trust_code=trust_code)
+    specs = bundle.inputs
+    feeds = random_inputs(specs, sizes, seed=seed)
+    flat = flatten_outputs(run_eager(loaded.module, specs, feeds))
+    reference = {s.name: t.numpy() for s, t in zip(bundle.outputs, flat, strict=True)}
+    report: dict[str, dict[str, Any]] = {}
+    for name, entry in bundle.spec.artifacts.items():
+        if entry.runs_code and not trust_code:
+            continue
+        tolerance = effective_tolerance(entry.precision)
+        runner = runner_for(bundle, name, trust_code=trust_code)
+        results = check_outputs(runner.run(feeds), reference, tolerance)
+        report[name] = {r.name: r.to_json() for r in results}
+    return report

@@ -456,7 +456,7 @@ def _eager_variant(
     except ImportError:
         return None
     if model is None:
-        from edgeport.exporter.flow import rebuild_eager
+        from edgeport.pruning.flow import rebuild_eager
 
         source = bundle.spec.source
         if source is None or source.startswith("python:"):

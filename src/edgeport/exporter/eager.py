@@ -11,7 +11,7 @@ import numpy as np
 from edgeport.bundle import GoldenSet
 from edgeport.data import random_inputs
 from edgeport.errors import EdgeportError
-from edgeport.runtime.runners import flatten_outputs, output_names_for
+from edgeport.runtime.torchscript import flatten_outputs, output_names_for
 from edgeport.spec import TensorSpec, check_labels_consistent
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeport.benchmarks.parity import PROFILES, Precision, check_outputs, raise_on_failures
 from edgeport.bundle import (
     Bundle,
     BundleWriter,
@@ -29,6 +28,7 @@ from edgeport.environment import collect_environment
 from edgeport.errors import CheckFailed, EdgeportError, InternalError
 from edgeport.exporter.eager import golden_sets, output_specs
 from edgeport.exporter.onnx import DEFAULT_OPSET, EXPORTERS
+from edgeport.parity import PROFILES, Precision, check_outputs, raise_on_failures
 from edgeport.runtime.runners import ArtifactRunner, OnnxRunner, TorchScriptRunner
 from edgeport.sources import LoadedModel, load_model
 from edgeport.spec import TensorSpec, apply_dynamic, parse_input
@@ -126,12 +126,12 @@ def export(
     options = options or ExportOptions()
     check_out_dir(out)
     with step("loading the model"):
-        loaded = _as_loaded(model, weights, trust_checkpoint)
-    specs = _order_inputs(_parse_inputs(inputs, dynamic), loaded.module)
+        loaded = as_loaded(model, weights, trust_checkpoint)
+    specs = _order_inputs(parse_inputs(inputs, dynamic), loaded.module)
     with step("running eager PyTorch on golden inputs"):
         golden, names = golden_sets(loaded.module, specs, seed=options.seed)
     outputs = output_specs(golden, names)
-    example = _example_inputs(specs, options.seed + 100)
+    example = example_inputs(specs, options.seed + 100)
     with BundleWriter(out) as writer:
         ctx = _Context(loaded, specs, outputs, golden, example, writer.root, options)
         for fmt in options.formats:
@@ -148,7 +148,7 @@ def list_formats() -> list[str]:
     return list(FORMATS)
 
 
-def _as_loaded(
+def as_loaded(
     model: str | torch.nn.Module | LoadedModel, weights: str | Path | None, trust: bool
 ) -> LoadedModel:
     if isinstance(model, LoadedModel):
@@ -159,7 +159,7 @@ def _as_loaded(
     return LoadedModel(model.eval(), f"python:{cls.__module__}.{cls.__qualname__}", cls.__name__)
 
 
-def _parse_inputs(inputs: Sequence[str | TensorSpec], dynamic: Sequence[str]) -> list[TensorSpec]:
+def parse_inputs(inputs: Sequence[str | TensorSpec], dynamic: Sequence[str]) -> list[TensorSpec]:
     if not inputs:
         raise EdgeportError(
             "no inputs declared",
@@ -183,7 +183,7 @@ def _order_inputs(specs: list[TensorSpec], module: torch.nn.Module) -> list[Tens
     return specs
 
 
-def _example_inputs(specs: Sequence[TensorSpec], seed: int) -> tuple[Any, ...]:
+def example_inputs(specs: Sequence[TensorSpec], seed: int) -> tuple[Any, ...]:
     import torch
 
     from edgeport.data import random_inputs
@@ -208,7 +208,7 @@ def _write_golden(writer: BundleWriter, sets: Sequence[GoldenSet]) -> dict[str, 
 
 
 def _manifest(ctx: _Context, golden: dict[str, Any]) -> dict[str, Any]:
-    from edgeport import __version__
+    from edgeport._version import __version__
 
     model = ctx.loaded.describe()
     onnx_entry = ctx.entries.get("onnx-fp32")
@@ -397,77 +397,3 @@ def register_format(name: str, exporter: ArtifactExporter) -> None:
 
 register_format("onnx", _onnx_artifact)
 register_format("torchscript", _torchscript_artifact)
-
-
-def require_rebuild_trust(bundle: Bundle, trust_code: bool) -> str:
-    """The bundle's ``model.source``, once rebuilding it is allowed (see `rebuild_eager`)."""
-    from edgeport.trust import rebuild_what, require_trust, source_runs_code
-
-    spec = bundle.spec.source
-    if spec is None or spec.startswith("python:"):
-        raise EdgeportError(
-            "this bundle was exported from an in-memory nn.Module; its source cannot be rebuilt",
-            fix="export from a source spec (file.py:factory, torchvision:NAME) to re-check later",
-        )
-    if source_runs_code(spec, bundle.manifest["model"].get("weights")):
-        require_trust(trust_code, rebuild_what(spec))
-    return spec
-
-
-def rebuild_eager(bundle: Bundle, *, trust_code: bool = False) -> LoadedModel:
-    """The bundle's eager model, rebuilt from its ``model.source`` (and pruning plan), checked
-    to have the state dict the bundle was exported from. The one way edgeport does this.
-
-    Raises:
-        CodeNotTrusted: The source imports code or reads files outside the bundle, and
-            ``trust_code`` is False (see `edgeport.trust`).
-        EdgeportError: The bundle came from an in-memory module (no source to rebuild).
-        CheckFailed: The source no longer builds the same weights.
-    """
-    spec = require_rebuild_trust(bundle, trust_code)
-    source = bundle.manifest["model"]
-    if bundle.spec.pruning:
-        from edgeport.pruning import load_pruned
-
-        loaded = load_pruned(bundle.root, trust_code=trust_code)
-    else:
-        loaded = load_model(spec, weights=source.get("weights"))
-    if loaded.describe()["state_dict_sha256"] != source.get("state_dict_sha256"):
-        raise CheckFailed(
-            f"{spec!r} no longer builds the model this bundle was exported from "
-            "(state dict sha256 differs)",
-            fix="re-export the bundle from the current source",
-        )
-    return loaded
-
-
-def eager_outputs_match(
-    bundle: Bundle, sizes: dict[str, int], *, seed: int = 7, trust_code: bool = False
-) -> dict[str, dict[str, Any]]:
-    """Re-build the model from the manifest's source and compare every artifact at ``sizes``.
-
-    The model must rebuild to the same state dict (sha256 in the manifest): a source whose
-    weights changed is an error, not a silent pass. TorchScript artifacts are compared only
-    with ``trust_code``.
-
-    Returns:
-        Artifact name → output name → parity JSON, at these sizes.
-    """
-    from edgeport.data import random_inputs
-    from edgeport.exporter.eager import run_eager
-    from edgeport.runtime.runners import flatten_outputs, runner_for
-
-    loaded = rebuild_eager(bundle, trust_code=trust_code)
-    specs = bundle.inputs
-    feeds = random_inputs(specs, sizes, seed=seed)
-    flat = flatten_outputs(run_eager(loaded.module, specs, feeds))
-    reference = {s.name: t.numpy() for s, t in zip(bundle.outputs, flat, strict=True)}
-    report: dict[str, dict[str, Any]] = {}
-    for name, entry in bundle.spec.artifacts.items():
-        if entry.runs_code and not trust_code:
-            continue
-        tolerance = PROFILES[Precision(entry.precision)]
-        runner = runner_for(bundle, name, trust_code=trust_code)
-        results = check_outputs(runner.run(feeds), reference, tolerance)
-        report[name] = {r.name: r.to_json() for r in results}
-    return report

@@ -41,7 +41,7 @@ EXTERNAL_DATA_THRESHOLD = 1 << 30
 def _make_flat_outputs() -> type:
     import torch
 
-    from edgeport.runtime.runners import flatten_outputs
+    from edgeport.runtime.torchscript import flatten_outputs
 
     class FlatOutputs(torch.nn.Module):
         """Wraps a model so that it returns a flat tuple of tensors."""

@@ -28,7 +28,7 @@ from edgeport.bundle import (
     sha256_file,
 )
 from edgeport.data import SampleSet, load_samples
-from edgeport.errors import EdgeportError, IntegrityError, short_message
+from edgeport.errors import CheckFailed, EdgeportError, IntegrityError, short_message
 from edgeport.pruning.core import (
     PLAN_SCHEMA,
     PruneOptions,
@@ -85,9 +85,14 @@ def prune(
     Raises:
         EdgeportError: Bad options, data or model; CheckFailed if an artifact fails parity.
     """
-    from edgeport import export
     from edgeport._progress import step
-    from edgeport.exporter.flow import ExportOptions, _as_loaded, _example_inputs, _parse_inputs
+    from edgeport.exporter.flow import (
+        ExportOptions,
+        as_loaded,
+        example_inputs,
+        export,
+        parse_inputs,
+    )
 
     options = options or PruneOptions()
     recovery = recovery or RecoverOptions()
@@ -97,9 +102,9 @@ def prune(
             expected="--data samples.npz (one array per input; `labels` for finetune)",
         )
     check_out_dir(out)
-    loaded = _as_loaded(model, weights, False)
-    specs = _parse_inputs(inputs, dynamic)
-    example = _example_inputs(specs, seed=0)
+    loaded = as_loaded(model, weights, False)
+    specs = parse_inputs(inputs, dynamic)
+    example = example_inputs(specs, seed=0)
     teacher = copy.deepcopy(loaded.module).eval()
     train = load_samples(recovery.data, specs, purpose="--data") if recovery.data else None
     evals = load_samples(eval_data, specs, purpose="--eval") if eval_data else None
@@ -222,4 +227,42 @@ def load_pruned(
             fix="re-run edgeport prune",
         ) from exc
     apply_plan(loaded.module, plan.get("modules"), state)
+    return loaded
+
+
+def require_rebuild_trust(bundle: Bundle, trust_code: bool) -> str:
+    """The bundle's ``model.source``, once rebuilding it is allowed (see `rebuild_eager`)."""
+    spec = bundle.spec.source
+    if spec is None or spec.startswith("python:"):
+        raise EdgeportError(
+            "this bundle was exported from an in-memory nn.Module; its source cannot be rebuilt",
+            fix="export from a source spec (file.py:factory, torchvision:NAME) to re-check later",
+        )
+    if source_runs_code(spec, bundle.manifest["model"].get("weights")):
+        require_trust(trust_code, rebuild_what(spec))
+    return spec
+
+
+def rebuild_eager(bundle: Bundle, *, trust_code: bool = False) -> LoadedModel:
+    """The bundle's eager model, rebuilt from its ``model.source`` (and pruning plan), checked
+    to have the state dict the bundle was exported from. The one way edgeport does this.
+
+    Raises:
+        CodeNotTrusted: The source imports code or reads files outside the bundle, and
+            ``trust_code`` is False (see `edgeport.trust`).
+        EdgeportError: The bundle came from an in-memory module (no source to rebuild).
+        CheckFailed: The source no longer builds the same weights.
+    """
+    spec = require_rebuild_trust(bundle, trust_code)
+    source = bundle.manifest["model"]
+    if bundle.spec.pruning:
+        loaded = load_pruned(bundle.root, trust_code=trust_code)
+    else:
+        loaded = load_model(spec, weights=source.get("weights"))
+    if loaded.describe()["state_dict_sha256"] != source.get("state_dict_sha256"):
+        raise CheckFailed(
+            f"{spec!r} no longer builds the model this bundle was exported from "
+            "(state dict sha256 differs)",
+            fix="re-export the bundle from the current source",
+        )
     return loaded

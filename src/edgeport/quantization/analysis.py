@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.parity import compare
 from edgeport.data import SampleSet
+from edgeport.parity import compare
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 INTEGER_OPS = (

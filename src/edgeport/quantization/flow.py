@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from edgeport.benchmarks.latency import ratio, time_interleaved
-from edgeport.benchmarks.parity import PROFILES, Precision, Tolerance, check_outputs
 from edgeport.bundle import Bundle, BundleWriter, check_external_data, file_record, load_bundle
 from edgeport.data import DEFAULT_MAX_SAMPLES, SampleSet, load_samples
 from edgeport.environment import collect_environment
 from edgeport.errors import CheckFailed, EdgeportError
+from edgeport.parity import PROFILES, Precision, Tolerance, check_outputs
 from edgeport.quantization.analysis import (
     Evaluation,
     evaluate,
@@ -161,7 +161,7 @@ def quantize(
     options = options or QuantizeOptions()
     bundle = load_bundle(bundle_dir)
     if options.torchscript and model is None:
-        from edgeport.exporter.flow import require_rebuild_trust
+        from edgeport.pruning.flow import require_rebuild_trust
 
         require_rebuild_trust(bundle, trust_code)
     fp32 = bundle.path_of("onnx-fp32")
@@ -506,7 +506,7 @@ def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any, trust_code: boo
     from edgeport.quantization.torchscript_int8 import quantize_torchscript_dynamic
 
     if model is None:
-        from edgeport.exporter.flow import rebuild_eager
+        from edgeport.pruning.flow import rebuild_eager
 
         model = rebuild_eager(bundle, trust_code=trust_code).module
     names = [s.name for s in bundle.inputs]

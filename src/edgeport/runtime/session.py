@@ -681,14 +681,14 @@ class _TorchScriptImpl(_Impl):
         self.provider = "cuda" if cuda else "cpu"
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            from edgeport.runtime.runners import load_torchscript
+            from edgeport.runtime.torchscript import load_torchscript
 
             self._module = load_torchscript(path, self._device)
 
     def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
         import torch
 
-        from edgeport.runtime.runners import flatten_outputs
+        from edgeport.runtime.torchscript import flatten_outputs
 
         with torch.inference_mode():
             result = self._module(
