@@ -202,3 +202,20 @@ def test_run_rejects_misnamed_inputs(exported: Exported, tmp_path: Path) -> None
     assert result.returncode == 2
     assert "has no array for inputs ['input']" in _error(result)
     assert "Available: img" in _error(result)
+
+
+def _verbs() -> list[str]:
+    from edgeport.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sorted(sub.choices)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("verb", ["", *_verbs()])
+def test_every_verb_answers_help(verb: str) -> None:
+    from edgeport.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([verb, "--help"] if verb else ["--help"])
+    assert exit_.value.code == 0
