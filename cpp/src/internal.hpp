@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "edgeport/edgeport.h"
+#include "stats.hpp"
 
 namespace edgeport {
 
@@ -227,19 +228,6 @@ struct OutputCheck {
 std::vector<double> as_doubles(const Array& array);  // throws UNSUPPORTED for odd dtypes
 OutputCheck check_output(const std::string& name, const Array& got, const Array& reference,
                          const Tolerance& tolerance);
-
-// ---- statistics ---------------------------------------------------------------------------
-// Same definitions as edgeport.benchmarks.harness.call_stats (milliseconds in, JSON-ready out):
-// percentiles by linear interpolation (numpy's default), CI95 of the median by a circular
-// moving-block bootstrap over the time-ordered blocks (1000 draws).
-struct CallStats {
-    double p50, p90, p99, mean, std, min, max, cv, throughput;
-    double ci95_low, ci95_high;
-    size_t calls;
-};
-double percentile(std::vector<double> values, double q);
-CallStats call_stats(const std::vector<std::vector<double>>& blocks_ms, int64_t batch,
-                     uint64_t seed = 0);
 
 // ---- verify (runs ONNX Runtime: in libedgeport, not in edgeport_core) -------------------------
 struct VerifyOptions {

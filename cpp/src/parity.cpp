@@ -1,9 +1,7 @@
-// Parity checks and latency statistics, defined as in the Python side (edgeport.benchmarks).
+// Parity checks, defined as in the Python side (edgeport.parity).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numeric>
-#include <random>
 #include <sstream>
 
 #include "internal.hpp"
@@ -161,55 +159,6 @@ Tolerance effective_tolerance(const Artifact& artifact, const ToleranceOverride&
     t.min_top1 = given.min_top1 ? given.min_top1
                                 : tighter(profile.min_top1, recorded.min_top1, larger);
     return t;
-}
-
-double percentile(std::vector<double> v, double q) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    double pos = q / 100.0 * double(v.size() - 1);
-    size_t lo = static_cast<size_t>(std::floor(pos));
-    size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
-}
-
-CallStats call_stats(const std::vector<std::vector<double>>& blocks, int64_t batch, uint64_t seed) {
-    std::vector<double> all;
-    for (const auto& b : blocks) all.insert(all.end(), b.begin(), b.end());
-    CallStats s{};
-    s.calls = all.size();
-    if (all.empty()) return s;
-    s.mean = std::accumulate(all.begin(), all.end(), 0.0) / double(all.size());
-    double var = 0;
-    for (double x : all) var += (x - s.mean) * (x - s.mean);
-    s.std = std::sqrt(var / double(all.size()));
-    s.p50 = percentile(all, 50);
-    s.p90 = percentile(all, 90);
-    s.p99 = percentile(all, 99);
-    s.min = *std::min_element(all.begin(), all.end());
-    s.max = *std::max_element(all.begin(), all.end());
-    s.cv = s.mean > 0 ? s.std / s.mean : 0;
-    s.throughput = s.mean > 0 ? double(batch) / (s.mean / 1e3) : 0;
-    // Circular moving-block bootstrap over the time-ordered blocks (runs of about √n blocks),
-    // as edgeport.benchmarks.harness.call_stats does.
-    std::mt19937_64 rng(seed);
-    std::vector<double> boots;
-    const size_t n = blocks.size();
-    const size_t run = std::max<size_t>(1, static_cast<size_t>(std::lround(std::sqrt(double(n)))));
-    std::uniform_int_distribution<size_t> pick(0, n - 1);
-    for (int draw = 0; draw < 1000; ++draw) {
-        std::vector<double> sample;
-        for (size_t taken = 0; taken < n;) {
-            size_t start = pick(rng);
-            for (size_t k = 0; k < run && taken < n; ++k, ++taken) {
-                const auto& b = blocks[(start + k) % n];
-                sample.insert(sample.end(), b.begin(), b.end());
-            }
-        }
-        boots.push_back(percentile(std::move(sample), 50));
-    }
-    s.ci95_low = percentile(boots, 2.5);
-    s.ci95_high = percentile(boots, 97.5);
-    return s;
 }
 
 }  // namespace edgeport

@@ -29,7 +29,8 @@ constexpr const char* kUsage =
     "                        [--rtol X] [--atol X] [--min-cosine X] [--min-top1 X]\n"
     "       edgeport-run bench BUNDLE [--artifact NAME ...] [--threads N] [--warmup N]\n"
     "                        [--duration S] [--blocks N] [--pause S] [--json FILE]\n"
-    "                        [--public-key FILE]\n"
+    "                        [--spinning | --no-spinning] [--public-key FILE]\n"
+    "       edgeport-run [COMMAND] --help\n"
     "\n"
     "run: outputs of one artifact (default: the recommended one) on .npy inputs (default: the\n"
     "     bundle's golden inputs), written as DIR/<output>.npy.\n"
@@ -38,7 +39,9 @@ constexpr const char* kUsage =
     "     precision tightened, never loosened, by the manifest's; --rtol, --atol, --min-cosine\n"
     "     and --min-top1 replace a criterion outright. Exit 1 on a failure.\n"
     "bench: per-call latency of the artifacts on the golden inputs, interleaved in blocks, with\n"
-    "     the statistics and JSON schema of `edgeport bench` (edgeport.report/1).\n"
+    "     the statistics and JSON schema of `edgeport bench` (edgeport.report/1). ONNX Runtime's\n"
+    "     threads spin between ops, as in a default session and `edgeport bench`; --no-spinning\n"
+    "     measures a deployment that turns it off.\n"
     "--public-key FILE: open the bundle only if manifest.json.sig is its manifest's Ed25519\n"
     "     signature under this key (PEM SubjectPublicKeyInfo, as `openssl pkey -pubout` writes).\n";
 
@@ -53,16 +56,28 @@ struct Args {
     std::vector<std::pair<std::string, std::string>> inputs;
     int threads = 0, warmup = 5, blocks = 8;
     double duration = 2.0, pause = 0.1;
-    bool allow_fallback = false;
+    bool allow_fallback = false, spinning = true, spinning_given = false, help = false;
 };
 
+bool is_help(const char* arg) { return std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0; }
+
 Args parse(int argc, char** argv) {
-    if (argc < 3) throw Usage("expected a command and a bundle");
     Args a;
+    if (argc >= 2 && is_help(argv[1])) {
+        a.help = true;
+        return a;
+    }
+    if (argc < 2) throw Usage("expected a command and a bundle");
     a.command = argv[1];
-    a.bundle = argv[2];
     if (a.command != "run" && a.command != "verify" && a.command != "bench")
         throw Usage("unknown command '" + a.command + "'. Available: run, verify, bench");
+    for (int i = 2; i < argc; ++i)
+        if (is_help(argv[i])) {
+            a.help = true;
+            return a;
+        }
+    if (argc < 3) throw Usage("expected a command and a bundle");
+    a.bundle = argv[2];
     auto value = [&](int& i) -> std::string {
         if (i + 1 >= argc) throw Usage(std::string(argv[i]) + " needs a value");
         return argv[++i];
@@ -87,6 +102,10 @@ Args parse(int argc, char** argv) {
         else if (flag == "--output") a.output = value(i);
         else if (flag == "--json") a.json = value(i);
         else if (flag == "--allow-fallback") a.allow_fallback = true;
+        else if (flag == "--spinning" || flag == "--no-spinning") {
+            a.spinning = flag == "--spinning";
+            a.spinning_given = true;
+        }
         else if (flag == "--public-key") a.public_key = value(i);
         else if (flag == "--rtol") a.tolerance.rtol = number(i);
         else if (flag == "--atol") a.tolerance.atol = number(i);
@@ -104,16 +123,18 @@ Args parse(int argc, char** argv) {
     const auto& t = a.tolerance;
     if (a.command != "verify" && (t.rtol || t.atol || t.min_cosine || t.min_top1))
         throw Usage("--rtol, --atol, --min-cosine and --min-top1 are options of verify");
+    if (a.command != "bench" && a.spinning_given)
+        throw Usage("--spinning and --no-spinning are options of bench");
     return a;
 }
 
-edgeport::Session open(const Args& a, const std::string& artifact, bool spinning = true) {
+edgeport::Session open(const Args& a, const std::string& artifact) {
     edgeport::Options options;
     options.artifact = artifact;
     options.provider = a.provider;
     options.threads = a.threads;
     options.allow_fallback = a.allow_fallback;
-    options.spinning = spinning;
+    options.spinning = a.spinning;
     options.public_key_file = a.public_key;
     return edgeport::Session(a.bundle, options);
 }
@@ -277,7 +298,7 @@ int cmd_bench(const Args& a) {
         v.name = name;
         double before = rss_mb("VmRSS:");
         auto t0 = clock::now();
-        v.session = std::make_unique<edgeport::Session>(open(a, name, /*spinning=*/false));
+        v.session = std::make_unique<edgeport::Session>(open(a, name));
         v.creation_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
         v.arrays = first_inputs(b, name);
         v.inputs = as_inputs(v.arrays);
@@ -312,14 +333,21 @@ int cmd_bench(const Args& a) {
             std::this_thread::sleep_for(std::chrono::duration<double>(a.pause));
         }
     }
+    // The variants were timed in turn: the slow drift is pooled over them, as in `edgeport bench`.
+    std::vector<edgeport::Blocks> timed;
+    std::vector<int64_t> batches;
+    for (const auto& v : variants) timed.push_back(v.blocks), batches.push_back(v.batch);
+    const std::vector<edgeport::CallStats> stats = edgeport::block_stats(timed, batches);
     json rows = json::array();
     double fp32_p50 = 0;
-    for (const auto& v : variants)
-        if (v.name == "onnx-fp32") fp32_p50 = edgeport::call_stats(v.blocks, v.batch).p50;
-    std::printf("%-22s %5s %9s %9s %9s %7s %13s %11s\n", "variant", "batch", "p50 ms", "p90 ms",
-                "p99 ms", "CV", "CI95 ms", "vs fp32");
-    for (const auto& v : variants) {
-        edgeport::CallStats s = edgeport::call_stats(v.blocks, v.batch);
+    for (size_t i = 0; i < variants.size(); ++i)
+        if (variants[i].name == "onnx-fp32") fp32_p50 = stats[i].p50;
+    std::printf("ONNX Runtime spinning: %s\n", a.spinning ? "on" : "off");
+    std::printf("%-22s %5s %9s %9s %9s %7s %13s %13s %11s\n", "variant", "batch", "p50 ms",
+                "p90 ms", "p99 ms", "CV", "CI95 ms", "rerun95 ms", "vs fp32");
+    for (size_t i = 0; i < variants.size(); ++i) {
+        const Variant& v = variants[i];
+        const edgeport::CallStats& s = stats[i];
         const edgeport::Artifact& art = b.artifact(v.name);
         json samples = json::array();
         for (const auto& blk : v.blocks)
@@ -329,18 +357,14 @@ int cmd_bench(const Args& a) {
             {"provider", v.session->provider()}, {"batch", v.batch}, {"threads", a.threads},
             {"size_bytes", art.size_bytes}, {"creation_ms", v.creation_ms}, {"cold_ms", v.cold_ms},
             {"rss_delta_mb", v.rss_delta},
-            {"stats",
-             {{"p50_ms", s.p50}, {"p90_ms", s.p90}, {"p99_ms", s.p99}, {"mean_ms", s.mean},
-              {"std_ms", s.std}, {"min_ms", s.min}, {"max_ms", s.max}, {"cv", s.cv},
-              {"throughput_per_s", s.throughput}, {"median_ci95_ms", {s.ci95_low, s.ci95_high}},
-              {"calls", s.calls}}},
+            {"stats", edgeport::stats_json(s)},
             {"samples_ms", samples},
             {"speedup_vs_eager", nullptr},
             {"speedup_vs_onnx_fp32", fp32_p50 > 0 ? json(fp32_p50 / s.p50) : json(nullptr)}};
         rows.push_back(row);
-        std::printf("%-22s %5lld %9.3f %9.3f %9.3f %7.3f %6.3f-%-6.3f %10s\n", v.name.c_str(),
-                    static_cast<long long>(v.batch), s.p50, s.p90, s.p99, s.cv, s.ci95_low,
-                    s.ci95_high,
+        std::printf("%-22s %5lld %9.3f %9.3f %9.3f %7.3f %6.3f-%-6.3f %6.3f-%-6.3f %10s\n",
+                    v.name.c_str(), static_cast<long long>(v.batch), s.p50, s.p90, s.p99, s.cv,
+                    s.ci95_low, s.ci95_high, s.rerun95_low, s.rerun95_high,
                     fp32_p50 > 0 ? (std::to_string(fp32_p50 / s.p50).substr(0, 4) + "x").c_str() : "-");
     }
     json report = {
@@ -349,9 +373,11 @@ int cmd_bench(const Args& a) {
         {"bundle", a.bundle},
         {"method",
          {{"interleaved", true}, {"blocks", a.blocks}, {"pause_s", a.pause},
-          {"onnxruntime_spinning", false}, {"timer", "steady_clock per call"},
-          {"statistics", "over individual calls; CI95 of the median = moving-block bootstrap "
-                         "over time-ordered blocks (1000 draws)"}}},
+          {"onnxruntime_spinning", a.spinning}, {"timer", "steady_clock per call"},
+          {"statistics", "over individual calls; CI95 of the median = circular moving-block "
+                         "bootstrap over time-ordered blocks (runs of about the cube root of the "
+                         "blocks, 1000 draws); rerun interval widened by the slow drift pooled "
+                         "over the variants (edgeport.benchmarks.harness.block_stats)"}}},
         {"peak_rss_mb", rss_mb("VmHWM:")},
         {"results", rows},
     };
@@ -368,6 +394,10 @@ int cmd_bench(const Args& a) {
 int main(int argc, char** argv) {
     try {
         Args args = parse(argc, argv);
+        if (args.help) {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
         if (args.command == "run") return cmd_run(args);
         if (args.command == "verify") return cmd_verify(args);
         return cmd_bench(args);
