@@ -7,7 +7,8 @@ import pytest
 
 from conftest import run_cli
 from edgeport.errors import EdgeportError
-from edgeport.pipeline import load_config, options_from_config, recommend_from_bench
+from edgeport.pipeline import load_config, options_from_config
+from edgeport.recommend import recommend
 
 
 def test_config_unknown_key_is_named(tmp_path: Path) -> None:
@@ -134,18 +135,18 @@ def test_recommendation_needs_a_speedup_clear_of_its_interval() -> None:
         "onnx-fp32": {"format": "onnx", "passed": True},
         "onnx-int8-static": {"format": "onnx", "passed": True},
     }
-    clear = recommend_from_bench(artifacts, bench(6.0, [2.9, 3.1]))
+    clear = recommend(artifacts, bench(6.0, [2.9, 3.1]))
     assert clear["artifact"] == "onnx-int8-static"
     assert (
         "p50 3.00× faster than fp32 ONNX (cpu, batch 1, threads default, CI95 2.90–3.10×"
         in (clear["reason"])
     )
-    narrow = recommend_from_bench(artifacts, bench(12.4, [1.4489, 1.4531]))
+    narrow = recommend(artifacts, bench(12.4, [1.4489, 1.4531]))
     assert (
         "p50 1.45× faster than fp32 ONNX (cpu, batch 1, threads default, CI95 1.449–1.453×"
         in (narrow["reason"])
     )
-    marginal = recommend_from_bench(artifacts, bench(17.0, [0.97, 1.12]))
+    marginal = recommend(artifacts, bench(17.0, [0.97, 1.12]))
     assert marginal == {
         "artifact": "onnx-fp32",
         "reason": "onnx-int8-static measured 1.06× faster than fp32 ONNX (cpu, batch 1, "

@@ -16,6 +16,7 @@ from edgeport.benchmarks.harness import BenchOptions, run_bench
 from edgeport.bundle import Bundle, BundleWriter, check_out_dir, load_bundle
 from edgeport.errors import CheckFailed, EdgeportError
 from edgeport.exporter.flow import ExportOptions, export
+from edgeport.recommend import recommend
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def build(
         writer.copy_from(bundle)
         manifest = dict(bundle.manifest)
         manifest["benchmarks"] = _bench_summary(bench)
-        manifest["recommended"] = recommend_from_bench(bundle.artifacts, bench)
+        manifest["recommended"] = recommend(bundle.artifacts, bench)
         bench["recommended"] = manifest["recommended"]
         paths = write_reports(bench, writer.root)
         writer.commit(manifest)
@@ -179,6 +180,7 @@ def build(
 
 def _maybe_quantize(bundle: Bundle, options: BuildOptions, notes: list[str]) -> Bundle:
     from edgeport.quantization import QuantizeOptions, quantize
+    from edgeport.quantization.flow import NothingToQuantize
 
     try:
         return quantize(
@@ -187,67 +189,10 @@ def _maybe_quantize(bundle: Bundle, options: BuildOptions, notes: list[str]) -> 
         )
     except CheckFailed as exc:
         notes.append(f"int8 not added: {exc}")
-    except EdgeportError as exc:
-        if "needs static quantization" not in str(exc) and "no quantizable ops" not in str(exc):
-            raise
+    except NothingToQuantize as exc:
         notes.append(f"int8 not added: {exc}")
     log.warning(notes[-1])
     return bundle
-
-
-def recommend_from_bench(
-    artifacts: dict[str, dict[str, Any]], bench: dict[str, Any]
-) -> dict[str, Any]:
-    """The fastest ONNX artifact within its accuracy budget, by the bench's p50 at the first
-    configuration measured (fp32 ONNX when nothing else is faster, or when the speed-up's CI95
-    reaches down to 1×: not clearly faster)."""
-    rows = bench["results"]
-    if not rows:
-        return {"artifact": "onnx-fp32", "reason": "nothing was benchmarked"}
-    first = (rows[0]["provider"], rows[0]["batch"], rows[0]["threads"])
-    config = {r["variant"]: r for r in rows if (r["provider"], r["batch"], r["threads"]) == first}
-    fp32 = config.get("onnx-fp32")
-    best = "onnx-fp32"
-    for name, row in config.items():
-        entry = artifacts.get(name, {})
-        speed = entry.get("speed", {})
-        eligible = (
-            entry.get("format") == "onnx"
-            and entry.get("passed")
-            and not speed.get("slower_than_fp32")
-        )
-        if eligible and row["stats"]["p50_ms"] < config.get(best, row)["stats"]["p50_ms"]:
-            best = name
-    if fp32 is None or best == "onnx-fp32":
-        return {
-            "artifact": "onnx-fp32",
-            "reason": "no compressed artifact is faster within its accuracy budget",
-        }
-    gain = fp32["stats"]["p50_ms"] / config[best]["stats"]["p50_ms"]
-    where = f"{first[0]}, batch {first[1]}, threads {first[2] or 'default'}"
-    interval = config[best].get("speedup_intervals", {}).get("vs_onnx-fp32", {}).get("ci95")
-    ci = f", CI95 {span(*interval)}×" if interval else ""
-    if interval and interval[0] <= 1.0:
-        return {
-            "artifact": "onnx-fp32",
-            "reason": f"{best} measured {gain:.2f}× faster than fp32 ONNX ({where}{ci}), "
-            "not clearly faster: the interval reaches 1×",
-        }
-    return {
-        "artifact": best,
-        "reason": f"fastest within its accuracy budget: p50 {gain:.2f}× "
-        f"faster than fp32 ONNX ({where}{ci}; edgeport bench, interleaved)",
-    }
-
-
-def span(low: float, high: float) -> str:
-    """``low–high`` with two decimals, or as many more (up to four) as it takes to tell them
-    apart: thousands of calls of a small model give a speed-up interval like 1.4489–1.4531."""
-    for digits in (2, 3, 4):
-        ends = f"{low:.{digits}f}", f"{high:.{digits}f}"
-        if ends[0] != ends[1]:
-            break
-    return "–".join(ends)
 
 
 def _bench_summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from edgeport.quantization.methods import (
     quantize_static_onnx,
 )
 from edgeport.quantization.preprocess import preprocess
+from edgeport.recommend import recommend
 from edgeport.runtime.session import Session, SessionOptions
 
 log = logging.getLogger(__name__)
@@ -210,13 +211,18 @@ def _preprocessed(
     return path, record
 
 
+class NothingToQuantize(EdgeportError):
+    """quantize has nothing it could make faster with what it was given (no quantizable ops, or
+    a conv-heavy model without calibration data); `build` notes it and ships fp32."""
+
+
 def _choose_mode(fp32: Path, sizes: dict[str, int], options: QuantizeOptions) -> tuple[str, str]:
     macs = op_macs(fp32, sizes)
     total = sum(macs.values())
     conv = macs.get("Conv", 0) + macs.get("ConvTranspose", 0)
     linear = sum(macs.get(op, 0) for op in ("MatMul", "Gemm"))
     if total == 0:
-        raise EdgeportError(
+        raise NothingToQuantize(
             "the model has no quantizable ops (no Conv, MatMul or Gemm carries any MACs)",
             expected="a model whose compute is in Conv/MatMul/Gemm layers",
             fix="int8 would not make this model faster; ship the fp32 artifact",
@@ -234,7 +240,7 @@ def _choose_mode(fp32: Path, sizes: dict[str, int], options: QuantizeOptions) ->
         return options.mode, f"requested ({summary})"
     if share >= CONV_HEAVY:
         if options.calib is None:
-            raise EdgeportError(
+            raise NothingToQuantize(
                 f"--mode auto: this model is conv-heavy ({summary}), which needs static "
                 "quantization, and static quantization needs calibration data",
                 fix="pass --calib DATA (real samples), or --calib random if you accept unknown "
@@ -494,7 +500,7 @@ def _write(
             else [],
         }
         manifest["artifacts"] = {**manifest["artifacts"], name: entry}
-        manifest["recommended"] = recommend(manifest["artifacts"])
+        manifest["recommended"] = recommend(manifest["artifacts"])  # no bench here: own timing
         writer.commit(manifest)
     return load_bundle(bundle.root)
 
@@ -559,23 +565,3 @@ def _add_torchscript_int8(bundle: Bundle, job: _Job, model: Any, trust_code: boo
         manifest["artifacts"] = {**manifest["artifacts"], "torchscript-int8-dynamic": entry}
         writer.commit(manifest)
     return load_bundle(staged.root)
-
-
-def recommend(artifacts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The fastest passing ONNX artifact that beats fp32; fp32 ONNX when none does."""
-    best, best_speed = "onnx-fp32", 1.0
-    for name, entry in artifacts.items():
-        speed = entry.get("speed", {}).get("speedup_vs_fp32")
-        if entry["format"] == "onnx" and entry.get("passed") and speed and speed > best_speed:
-            best, best_speed = name, speed
-    if best == "onnx-fp32":
-        slower = [n for n, e in artifacts.items() if e.get("speed", {}).get("slower_than_fp32")]
-        why = "no compressed artifact is faster within its accuracy budget"
-        if slower:
-            why += f" ({', '.join(slower)} measured slower than fp32)"
-        return {"artifact": best, "reason": why}
-    return {
-        "artifact": best,
-        "reason": f"fastest within its accuracy budget: {best_speed:.2f}× "
-        "fp32 ONNX Runtime at batch 1, interleaved timing",
-    }
