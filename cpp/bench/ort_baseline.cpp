@@ -1,6 +1,6 @@
 // The baseline for `edgeport-run bench`: the least a program can do to time a model with ONNX
 // Runtime's C++ API directly (no manifest, no hashes, no input validation). Same session
-// settings as edgeport-run bench (spinning off, optional intra-op threads), same per-call timing
+// settings as edgeport-run bench (ONNX Runtime's defaults, spinning on; optional intra-op threads), same per-call timing
 // in blocks, and the same statistics, printed as JSON.
 //
 //   ort-baseline MODEL.onnx NAME=INPUT.npy [...] [--threads N] [--duration S] [--blocks N]
@@ -41,8 +41,6 @@ int main(int argc, char** argv) {
     Ort::SessionOptions options;
     options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
     if (threads > 0) options.SetIntraOpNumThreads(threads);
-    options.AddConfigEntry("session.intra_op.allow_spinning", "0");
-    options.AddConfigEntry("session.inter_op.allow_spinning", "0");
     Ort::Session session(env, argv[1], options);
     Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
     std::vector<Ort::Value> inputs;
