@@ -1,10 +1,11 @@
 """Benchmark: `edgeport-run bench` against a minimal ONNX Runtime C++ API program (ort-baseline).
 
 Target (issue 6): resnet18 static int8 at batch 1 through libedgeport within 2% of calling ONNX
-Runtime's C++ API directly. Both programs use the same session settings (ONNX Runtime's defaults:
-spinning on, default threads), time each call in blocks and report the median per-call latency; they run as separate
-processes, alternating (A B B A A B ...) so that drift of the machine hits both alike, and the
-ratio is the median over rounds of edgeport's p50 / the baseline's p50.
+Runtime's C++ API directly. Both programs use the same session settings (ONNX Runtime's
+defaults: spinning on, default threads), time each call in blocks and report the median per-call
+latency; they run as separate processes, alternating (A B B A A B ...) so that drift of the
+machine hits both alike, and the ratio is the median over rounds of edgeport's p50 / the
+baseline's p50.
 Writes bench-results/cpp_overhead.json; exits 1 if the target is missed.
 
     .venv/bin/python bench/cpp_overhead.py [--rounds N] [--build build/cpp]

@@ -1,7 +1,7 @@
 // The baseline for `edgeport-run bench`: the least a program can do to time a model with ONNX
 // Runtime's C++ API directly (no manifest, no hashes, no input validation). Same session
-// settings as edgeport-run bench (ONNX Runtime's defaults, spinning on; optional intra-op threads), same per-call timing
-// in blocks, and the same statistics, printed as JSON.
+// settings as edgeport-run bench (ONNX Runtime's defaults, spinning on; optional intra-op
+// threads), same per-call timing in blocks, and the same statistics, printed as JSON.
 //
 //   ort-baseline MODEL.onnx NAME=INPUT.npy [...] [--threads N] [--duration S] [--blocks N]
 #include <onnxruntime_cxx_api.h>
