@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.edgeport-installed
 # torch/torchvision versions that install from the machine's wheel cache (DESIGN.md §8).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint typecheck pytest browser cpp-deps cpp cpp-asan fuzz fuzz-long fuzz-py clean
+.PHONY: install demo check test bench lint typecheck pytest browser cpp-deps cpp cpp-asan fuzz fuzz-long fuzz-py clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ pytest: $(STAMP)
 	EDGEPORT_CPP_BUILD=$(CURDIR)/build/cpp $(PY) -m pytest -q
 
 test: lint typecheck browser cpp cpp-asan fuzz pytest
+
+# The edit loop: lint, types and the fast tests (no root, no C++ build; about 2.5 minutes here).
+check: lint typecheck
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not cpp"
 
 # Headless Chromium for the report.html test (Debian's package; needs root, as in CI).
 browser:

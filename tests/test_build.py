@@ -99,6 +99,7 @@ def test_demo_builds_the_digits_cnn(tmp_path: Path) -> None:
     assert (tmp_path / "demo-data" / "eval.npz").is_file()
 
 
+@pytest.mark.slow
 def test_build_with_prune(tmp_path: Path) -> None:
     """--prune prunes (no recovery on random data, said in a note), then quantizes the pruned
     model; the eager baseline stays the unpruned model."""

@@ -153,6 +153,7 @@ def test_replacing_a_bundle_swaps_it_atomically(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["b"]
 
 
+@pytest.mark.slow
 def test_killed_export_leaves_no_partial_bundle(tmp_path: Path) -> None:
     out = tmp_path / "b"
     proc = subprocess.Popen(

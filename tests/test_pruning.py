@@ -72,6 +72,7 @@ def test_default_ignores_first_conv_and_classifier(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_reload_in_a_fresh_process_gives_identical_outputs(tmp_path: Path) -> None:
     root = tmp_path / "b"
     prune(
@@ -156,6 +157,7 @@ def test_digits_distillation_recovers_accuracy(tmp_path: Path) -> None:
     assert f"recovered {recovered:.2%}" in page
 
 
+@pytest.mark.slow
 def test_cli_prune_and_its_errors(tmp_path: Path) -> None:
     for flags, message in (
         (("--ratio", "1.5"), "error: pruning ratio 1.5 is out of range (--ratio, --prune)"),
