@@ -4,7 +4,7 @@ Targets (issue 7): resnet18 pruned 50% (l1, classifier kept, channels rounded to
 Torch-Pruning's own resnet18 figure, 0.27× MACs and 3.8×) has ≤ 0.28× the MACs of the unpruned
 model and runs ≥ 3× faster in ONNX Runtime fp32 at batch 1; pruned + static int8 runs ≥ 10×
 faster than eager PyTorch fp32 (unpruned). Timing: interleaved blocks in one process, ONNX
-Runtime spinning off (DESIGN.md §6). Writes bench-results/pruning.json; exits 1 on a miss.
+Runtime spinning off (docs/design.md §6). Writes bench-results/pruning.json; exits 1 on a miss.
 
     .venv/bin/python bench/pruning_speed.py [--blocks N]
 """

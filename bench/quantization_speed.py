@@ -14,7 +14,7 @@ the target on it. That random-weight model is still measured and reported (no ta
 input-noise figure that shows why; each case reports its own input-noise cosine.
 
 Timing: interleaved blocks in one process, ONNX Runtime spinning off, a pause between blocks
-(DESIGN.md §6). Writes bench-results/quantization.json; exits 1 if a target is missed.
+(docs/design.md §6). Writes bench-results/quantization.json; exits 1 if a target is missed.
 
     .venv/bin/python bench/quantization_speed.py
 """

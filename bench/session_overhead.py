@@ -2,7 +2,8 @@
 
 Targets (issue 3): resnet18 fp32 within 3% of raw; a tiny MLP (64→64→10, batch 1) under 20 µs of
 extra cost per call. Both sessions use the same ONNX Runtime options with thread spinning off, so
-that interleaved blocks (raw, edgeport, raw, ...) do not steal each other's cores (DESIGN.md §6).
+that interleaved blocks (raw, edgeport, raw, ...) do not steal each other's cores
+(docs/design.md §6).
 Writes bench-results/session_overhead.json; exits 1 if a target is missed.
 
     .venv/bin/python bench/session_overhead.py [--blocks N]

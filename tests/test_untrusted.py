@@ -1,4 +1,4 @@
-"""Bundles, data files and arguments that are wrong by accident or by intent (DESIGN.md §7).
+"""Bundles, data files and arguments that are wrong by accident or by intent (docs/design.md §7).
 
 Every crafted case must end in one clear message and a non-zero exit code (never 3, a bug),
 read nothing outside the bundle, write or delete nothing outside the bundle / out dir, and run

@@ -1,4 +1,4 @@
-// The bundle contract (DESIGN.md §3) from C++: manifest.json, sha256 checks, the path rule.
+// The bundle contract (docs/design.md §3) from C++: manifest.json, sha256 checks, the path rule.
 #include <fstream>
 #include <sstream>
 

@@ -1,4 +1,5 @@
-// verify: an artifact against its golden sets, with the tolerance verify decides (DESIGN.md §7).
+// verify: an artifact against its golden sets, with the tolerance verify decides
+// (docs/design.md §7).
 // Every golden file is read, hashed and its set checked before the model runs.
 #include <algorithm>
 

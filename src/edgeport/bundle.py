@@ -1,4 +1,4 @@
-"""The bundle: one directory holding every artifact, golden IO and the manifest (DESIGN.md §3).
+"""The bundle: one directory holding every artifact, golden IO and the manifest (docs/design.md §3).
 
 Writing is atomic: a bundle is built in a hidden sibling directory, every file is fsynced, and the
 directory is swapped into place with one ``renameat2(RENAME_EXCHANGE)`` (or ``rename`` when the
@@ -195,7 +195,7 @@ MAX_MANIFEST_BYTES = 64 << 20
 
 
 def resolve_inside(root: Path, rel: str, what: str) -> Path:
-    """``root / rel`` after checking it stays in the bundle: the one path rule (DESIGN.md §7).
+    """``root / rel`` after checking it stays in the bundle: the one path rule (docs/design.md §7).
 
     ``rel`` must be relative, non-empty, free of ``..``, and still inside ``root`` once symlinks
     are resolved. libedgeport applies the same rule with the same messages.
@@ -443,7 +443,7 @@ class BundleWriter:
 
 
 def check_out_dir(out: str | Path, *, update: bool = False) -> None:
-    """Refuse to replace anything edgeport did not make (DESIGN.md §7).
+    """Refuse to replace anything edgeport did not make (docs/design.md §7).
 
     Commands call it before any work, so that a refused ``--out`` costs nothing; `BundleWriter`
     calls it again before it writes.
@@ -584,7 +584,7 @@ def check_external_data(model_path: Path) -> list[str]:
     """Paths of an ONNX model's external data, after checking each stays in the model's directory.
 
     Checked before any external file is opened: no absolute paths, no ``..``, no symlink that
-    leaves the directory (DESIGN.md §7).
+    leaves the directory (docs/design.md §7).
 
     Raises:
         EdgeportError: A location escapes the model directory, or the file is not ONNX.

@@ -1,4 +1,4 @@
-"""Sample, calibration and evaluation data (DESIGN.md §9).
+"""Sample, calibration and evaluation data (docs/design.md §9).
 
 Sources: ``.npz`` (one array per model input, keyed by name, samples along axis 0; evaluation data
 may add integer ``labels``), ``.npy`` for a one-input model, an image folder (``folder/*.png`` or

@@ -1,4 +1,4 @@
-"""The bundle manifest, parsed once into typed objects (DESIGN.md §3, §7).
+"""The bundle manifest, parsed once into typed objects (docs/design.md §3, §7).
 
 `parse_manifest` checks every field the runtimes rely on before anything else reads the manifest:
 a missing key, a wrong type, an unknown dtype, precision or format, an impossible size is one

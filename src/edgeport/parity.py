@@ -1,4 +1,4 @@
-"""Parity metrics and tolerance profiles (DESIGN.md §4).
+"""Parity metrics and tolerance profiles (docs/design.md §4).
 
 Reference is eager PyTorch in ``eval()`` on the golden inputs. Per output we compute max abs
 error, max rel error, mean abs error, cosine similarity, SQNR (dB) and, for classifier-shaped

@@ -1,4 +1,5 @@
-"""Ed25519 signatures over a bundle's manifest (DESIGN.md §7): authenticity, not only integrity.
+"""Ed25519 signatures over a bundle's manifest (docs/design.md §7): authenticity, not only
+integrity.
 
 The manifest holds the sha256 of every artifact, external-data and golden file, so a detached
 signature over the exact bytes of ``manifest.json`` covers the whole bundle. It lives beside it as

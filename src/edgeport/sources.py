@@ -1,6 +1,6 @@
 """Model sources: where the nn.Module comes from.
 
-Accepted forms (DESIGN.md §2):
+Accepted forms (docs/design.md §2):
 
 * ``torchvision:NAME`` with optional keyword arguments ``torchvision:resnet18?num_classes=10``;
   weights are random (seeded, so the same spec gives the same model) unless ``weights`` is given;

@@ -4,7 +4,7 @@ A dimension is either a fixed size (`int`) or a symbolic label (`str`, e.g. ``"b
 `TensorSpec` used for export also carries an *example* size for each symbolic dim, which is what
 the model is traced with.
 
-Command-line grammar (DESIGN.md §9):
+Command-line grammar (docs/design.md §9):
 
 * ``--input NAME:1x3x224x224[:float32]`` fixes a shape;
 * ``--input NAME:batch=1x3x224x224`` declares dim 0 symbolic ("batch") with example size 1;

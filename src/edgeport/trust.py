@@ -1,4 +1,5 @@
-"""The trust rule (DESIGN.md §7): opening a bundle never runs code from it unless the user opts in.
+"""The trust rule (docs/design.md §7): opening a bundle never runs code from it unless the user
+opts in.
 
 Code is: a TorchScript artifact (``torch.jit.load`` runs the file's program), and the model
 source a manifest names when edgeport rebuilds the eager model (``file.py:factory`` and

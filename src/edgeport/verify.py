@@ -1,6 +1,6 @@
 """`verify_bundle`: re-check a bundle's hashes and every artifact's golden parity.
 
-verify decides and the manifest only records (DESIGN.md §7): each artifact is judged with
+verify decides and the manifest only records (docs/design.md §7): each artifact is judged with
 `effective_tolerance` (never looser than its precision's profile unless the caller passes looser
 values), an artifact checked on no golden set fails, and every golden file's sha256 is checked
 before it is read. TorchScript artifacts and the eager re-check load code, so they run only with

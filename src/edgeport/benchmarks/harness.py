@@ -1,5 +1,5 @@
 """`edgeport bench`: latency of every artifact (and eager / TorchScript baselines), as a
-performance engineer would measure it (DESIGN.md §6).
+performance engineer would measure it (docs/design.md §6).
 
 Per configuration (provider × batch × threads), each variant is created (timed), run once cold
 (timed), warmed up, then timed call by call in interleaved blocks (A B C, C B A, …) with a pause

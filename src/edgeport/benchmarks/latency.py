@@ -1,4 +1,4 @@
-"""Latency measurement that holds on a noisy 2-core machine (DESIGN.md §6).
+"""Latency measurement that holds on a noisy 2-core machine (docs/design.md §6).
 
 Variants are timed in interleaved blocks (A B A B …, order alternating) in one process with a
 short pause between blocks, so that ONNX Runtime's spinning threads from one session do not eat

@@ -409,7 +409,7 @@ def _meet_budget(job: _Job, best: _Candidate) -> tuple[_Candidate, list[dict[str
 
 
 def _speed(fp32: Path, int8: Path, evals: SampleSet, all_quantized: Path | None) -> dict[str, Any]:
-    """Interleaved timing at batch 1, spinning off (DESIGN.md §6)."""
+    """Interleaved timing at batch 1, spinning off (docs/design.md §6)."""
     quiet = SessionOptions(spinning=False)
     feeds = next(evals.feeds(1))
     paths = {"fp32": fp32, "int8": int8}

@@ -1,4 +1,4 @@
-"""Provider policy (DESIGN.md §5): ask for a provider, get it or a clear error.
+"""Provider policy (docs/design.md §5): ask for a provider, get it or a clear error.
 
 `resolve` maps ``"cpu" | "cuda" | "tensorrt"`` to ONNX Runtime execution providers. A provider
 that this onnxruntime build lacks is an error naming what is available, unless the caller allows

@@ -75,7 +75,7 @@ class SessionOptions:
         graph_optimization: ``disable``, ``basic``, ``extended`` or ``all`` (default).
         execution_mode: ``sequential`` (default) or ``parallel``.
         spinning: Let intra-op threads spin after a run (ONNX Runtime's default, True).
-            Turn off when several sessions share the cores (DESIGN.md §6).
+            Turn off when several sessions share the cores (docs/design.md §6).
         tf32: With the ONNX Runtime CUDA provider, allow TF32 matrix products and convolutions
             (faster on Ampere and newer, ~1e-3 relative error). Off by default, so that an fp32
             artifact runs at fp32 and keeps the parity it was verified with. TorchScript on CUDA
