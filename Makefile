@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.edgeport-installed
-# torch/torchvision versions that install from the machine's wheel cache (DESIGN.md §8).
+# torch/torchvision versions that install from the machine's wheel cache (docs/design.md §8).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install demo check test bench lint typecheck pytest browser cpp-deps cpp cpp-asan fuzz fuzz-long fuzz-py clean

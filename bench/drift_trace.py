@@ -18,9 +18,9 @@ in turn in blocks of about ``--block`` seconds for ``--seconds``. The script pri
   made 10, 20 or 30% slower (every call time scaled, so every statistic scales with it).
 
 ``--save trace.npz`` keeps the trace; ``--load trace.npz`` replays a saved one without timing.
-``bench/traces/vm-2core-2026-11-27.npz`` is the 35-minute trace the harness's docstrings and the
-README quote (2-core VM, 2100 s, 4131 rounds; recorded with ONNX Runtime's spinning off, as the
-bench timed then: ``--no-spinning`` records another like it).
+``bench/traces/vm-2core-2026-11-27.npz`` is the 35-minute trace the harness's docstrings and
+docs/benchmarking.md quote (2-core VM, 2100 s, 4131 rounds; recorded with ONNX Runtime's
+spinning off, as the bench timed then: ``--no-spinning`` records another like it).
 Not part of `make bench` (it takes ``--seconds``; 2400 s gives about 170 pairs at 300 s).
 
     .venv/bin/python bench/drift_trace.py [--seconds 2400] [--spread 120,300] [--save t.npz]

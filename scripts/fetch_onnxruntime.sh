@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Find ONNX Runtime's C/C++ headers and library for the C++ build (DESIGN.md §8) and print the
+# Find ONNX Runtime's C/C++ headers and library for the C++ build (docs/design.md §8) and print the
 # root of a release-style layout (include/ + lib/) on stdout.
 #
 #   1. $ONNXRUNTIME_ROOT, when set (an official release tarball's layout);
