@@ -268,8 +268,7 @@ def load_bundle(
 
 
 def _read_manifest(path: Path) -> bytes:
-    text = read_capped(path, MAX_MANIFEST_BYTES, "the manifest")
-    return text
+    return read_capped(path, MAX_MANIFEST_BYTES, "the manifest")
 
 
 def read_capped(path: str | Path, limit: int, what: str) -> bytes:
@@ -641,9 +640,8 @@ def sign_bundle(path: str | Path, private_key: str | Path) -> Path:
     """
     from edgeport.signing import sign_manifest
 
-    before = _read_manifest(Path(path) / MANIFEST) if (Path(path) / MANIFEST).is_file() else b""
     bundle = load_bundle(path)
     text = _read_manifest(bundle.root / MANIFEST)
-    if text != before:
+    if json.loads(text) != bundle.manifest:  # sign only the manifest that was just checked
         raise EdgeportError(f"{str(path)!r} changed while it was being signed; sign it again")
     return write_file_atomic(bundle.root / SIGNATURE_FILE, sign_manifest(text, private_key))
