@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from _targets import resnet18_bundle
-from edgeport.benchmarks.harness import block_stats, call_stats, regressed
+from edgeport.benchmarks.harness import regressed
+from edgeport.timing import block_stats, call_stats
 from stability import mutual
 
 WINDOWS = (5, 10, 20, 40, 80, 160, 320)  # seconds

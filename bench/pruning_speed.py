@@ -23,10 +23,10 @@ import torchvision
 
 import edgeport
 from _targets import finish
-from edgeport.benchmarks.latency import ratio, time_interleaved
 from edgeport.pruning import PruneOptions, prune
 from edgeport.quantization import QuantizeOptions, quantize
 from edgeport.runtime import Session, SessionOptions
+from edgeport.timing import Schedule, time_interleaved
 from quantization_speed import photo_patches
 
 
@@ -77,17 +77,18 @@ def main() -> int:
         }
         variants = {"eager-fp32": run_eager}
         variants.update({k: partial(s.run, {"input": x}) for k, s in sessions.items()})
-        stats = time_interleaved(variants, blocks=args.blocks, pause=0.3)
+        schedule = Schedule(blocks=args.blocks, duration=0.15 * args.blocks, pause=0.3)
+        timing = time_interleaved(variants, schedule)
         entry = pruned.manifest["pruning"]
     results: dict[str, Any] = {
         "macs_before": entry["macs_before"],
         "macs_after": entry["macs_after"],
         "macs_ratio": entry["macs_ratio"],
         "params_ratio": entry["params_ratio"],
-        "p50_ms": {k: v.median * 1e3 for k, v in stats.items()},
-        "ci95_ms": {k: [c * 1e3 for c in v.ci95] for k, v in stats.items()},
-        "pruned_fp32_vs_dense_fp32": ratio(stats["dense-fp32"], stats["pruned-fp32"]),
-        "pruned_int8_vs_eager_fp32": ratio(stats["eager-fp32"], stats["pruned-int8"]),
+        "p50_ms": {k: v["p50_ms"] for k, v in timing.stats.items()},
+        "ci95_ms": {k: v["median_ci95_ms"] for k, v in timing.stats.items()},
+        "pruned_fp32_vs_dense_fp32": timing.speedup("dense-fp32", "pruned-fp32")["point"],
+        "pruned_int8_vs_eager_fp32": timing.speedup("eager-fp32", "pruned-int8")["point"],
         "int8_cosine_vs_pruned_fp32": pruned.artifact("onnx-int8-static")["evaluation"]["cosine"],
     }
     for name, ms in results["p50_ms"].items():

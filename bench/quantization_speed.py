@@ -34,10 +34,10 @@ import torch.nn.functional as F  # noqa: N812
 
 import edgeport
 from _targets import finish
-from edgeport.benchmarks.latency import ratio, time_interleaved
 from edgeport.parity import Tolerance, compare
 from edgeport.quantization import QuantizeOptions, quantize
 from edgeport.runtime import Session, SessionOptions
+from edgeport.timing import Schedule, time_interleaved
 
 
 def photo_patches(count: int = 96, size: int = 224, seed: int = 0) -> np.ndarray:
@@ -85,14 +85,13 @@ def recalibrate_batchnorm(model: torch.nn.Module, images: np.ndarray) -> torch.n
 def time_pair(fp32: Path, int8: Path, feeds: dict[str, np.ndarray], blocks: int) -> dict[str, Any]:
     quiet = SessionOptions(spinning=False)
     sessions = {"fp32": Session(fp32, options=quiet), "int8": Session(int8, options=quiet)}
-    stats = time_interleaved(
-        {k: partial(s.run, feeds) for k, s in sessions.items()}, blocks=blocks, pause=0.3
-    )
+    schedule = Schedule(blocks=blocks, duration=0.15 * blocks, pause=0.3)
+    timing = time_interleaved({k: partial(s.run, feeds) for k, s in sessions.items()}, schedule)
     return {
-        "fp32_ms": stats["fp32"].median * 1e3,
-        "int8_ms": stats["int8"].median * 1e3,
-        "speedup": ratio(stats["fp32"], stats["int8"]),
-        "ci95_ms": {k: [v * 1e3 for v in s.ci95] for k, s in stats.items()},
+        "fp32_ms": timing.stats["fp32"]["p50_ms"],
+        "int8_ms": timing.stats["int8"]["p50_ms"],
+        "speedup": timing.speedup("fp32", "int8")["point"],
+        "ci95_ms": {k: s["median_ci95_ms"] for k, s in timing.stats.items()},
     }
 
 

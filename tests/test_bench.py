@@ -9,9 +9,10 @@ import pytest
 
 import edgeport
 from conftest import run_cli
-from edgeport.benchmarks.harness import BenchOptions, call_stats, compare_reports, run_bench
+from edgeport.benchmarks.harness import BenchOptions, compare_reports, run_bench
 from edgeport.benchmarks.report import markdown, method_text, write_reports
 from edgeport.errors import EdgeportError
+from edgeport.timing import call_stats
 
 Exported = Callable[[str], edgeport.Bundle]
 
@@ -38,7 +39,7 @@ def test_rerun_interval_holds_a_rerun_median_where_the_ci95_cannot() -> None:
     only sees noise) it holds more, at the price of a wider interval."""
     import numpy as np
 
-    from edgeport.benchmarks.harness import block_stats
+    from edgeport.timing import block_stats
 
     rng = np.random.default_rng(7)
     pairs, levels = 40, {"a": 10.0, "b": 20.0, "c": 5.0}
@@ -82,7 +83,7 @@ def test_rerun_interval_takes_in_a_slow_drift_the_block_scatter_cannot_show() ->
     the slow-drift term, pooled over the variants, brings the interval near its 95%."""
     import numpy as np
 
-    from edgeport.benchmarks.harness import block_stats
+    from edgeport.timing import block_stats
 
     rng = np.random.default_rng(1)
     n, pairs = 32, 30
@@ -117,7 +118,7 @@ def test_rerun_interval_takes_in_a_slow_drift_the_block_scatter_cannot_show() ->
 def test_speedup_interval_cancels_drift_both_variants_share() -> None:
     import numpy as np
 
-    from edgeport.benchmarks.harness import speedup_intervals
+    from edgeport.timing import speedup_intervals
 
     rng = np.random.default_rng(3)
     machine = 1 + 0.08 * np.sin(np.arange(24) / 3)  # a slow ±8% swing, common to both

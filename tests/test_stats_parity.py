@@ -1,5 +1,5 @@
 """The C++ latency statistics (cpp/src/stats.cpp, what `edgeport-run bench` reports) against the
-Python reference (`edgeport.benchmarks.harness.call_stats` and `block_stats`): the same blocks of
+Python reference (`edgeport.timing.call_stats` and `block_stats`): the same blocks of
 per-call times give the same numbers, to 1e-9 relative, the bootstrap intervals included (the
 C++ side reproduces numpy's `default_rng` draws).
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeport.benchmarks.harness import block_stats, call_stats
+from edgeport.timing import block_stats, call_stats
 
 BUILD = os.environ.get("EDGEPORT_CPP_BUILD")
 STATS = Path(BUILD) / "stats_json" if BUILD else None

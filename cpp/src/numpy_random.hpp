@@ -1,6 +1,6 @@
 // The draws of numpy's default generator (`numpy.random.default_rng(seed)`: SeedSequence →
 // PCG64), reproduced so that C++ statistics that resample agree with the Python side's exactly.
-// Only what edgeport.benchmarks.harness draws: integers in [0, n), shuffles, standard normals.
+// Only what edgeport.timing draws: integers in [0, n), shuffles, standard normals.
 // Not thread-safe: one generator per thread.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Latency statistics as edgeport.benchmarks.harness defines them; see stats.hpp. Sums are
+// Latency statistics as edgeport.timing defines them; see stats.hpp. Sums are
 // numpy's pairwise sums and medians and percentiles numpy's, so that results agree to the bit
 // where the arithmetic allows.
 #include "stats.hpp"
@@ -54,7 +54,7 @@ std::vector<size_t> range(size_t begin, size_t end) {
     return out;
 }
 
-// harness.moving_block_picks + resampled_medians: 1000 circular moving-block resamples of the
+// timing.moving_block_picks + resampled_medians: 1000 circular moving-block resamples of the
 // n blocks (runs of round(∛n) blocks), the median of the calls of each.
 std::vector<double> resampled_medians(const Blocks& blocks, NumpyRandom& rng) {
     const size_t n = blocks.size(), draws = 1000;
@@ -73,7 +73,7 @@ std::vector<double> resampled_medians(const Blocks& blocks, NumpyRandom& rng) {
     return boots;
 }
 
-// harness.drift_evidence of the median.
+// timing.drift_evidence of the median.
 std::vector<DriftEvidence> drift_evidence(const Blocks& blocks, double point,
                                           const std::vector<double>& boots) {
     std::vector<DriftEvidence> evidence;
@@ -148,7 +148,7 @@ CallStats Bootstrap::stats(int64_t batch, double slow) {
     s.max = *std::max_element(ms_.begin(), ms_.end());
     s.cv = s.mean != 0 ? s.std / s.mean : 0;
     s.throughput = s.mean != 0 ? double(batch) / (s.mean / 1e3) : 0;
-    // harness.intervals: the rerun interval is the median plus the 2.5–97.5% range of the
+    // timing.intervals: the rerun interval is the median plus the 2.5–97.5% range of the
     // difference of two independent replicates, each shifted by the slow drift.
     s.ci95_low = percentile(boots_, 2.5);
     s.ci95_high = percentile(boots_, 97.5);

@@ -1,4 +1,4 @@
-// Latency statistics of per-call times, with the definitions of edgeport.benchmarks.harness
+// Latency statistics of per-call times, with the definitions of edgeport.timing
 // (call_stats, block_stats, slow_drift, intervals): the same numbers for the same blocks, the
 // bootstrap included (numpy's generator, seeded the same). tests/test_stats_parity.py holds the
 // two languages to the same answers. Milliseconds in; nothing here is thread-safe to share.
@@ -40,7 +40,7 @@ struct CallStats {
 double percentile(std::vector<double> values, double q);  // numpy's default (linear)
 double median(std::vector<double> values);                // numpy.median
 
-// What call_stats computes before it knows the slow drift (harness._Bootstrap): block_stats
+// What call_stats computes before it knows the slow drift (timing._Bootstrap): block_stats
 // pools the drift over variants in between. stats() draws the rerun interval from the same
 // generator: call it once.
 class Bootstrap {
@@ -57,12 +57,12 @@ private:
 };
 
 // The slow drift's relative variance (0 if none shows) from the evidence of one statistic or
-// of several timed together (pooled), as harness.slow_drift.
+// of several timed together (pooled), as timing.slow_drift.
 double slow_drift(const std::vector<std::vector<DriftEvidence>>& evidence);
 
-// harness.call_stats(samples, batch, blocks, seed): per-call statistics of one variant.
+// timing.call_stats(samples, batch, blocks, seed): per-call statistics of one variant.
 CallStats call_stats(const Blocks& blocks_ms, int64_t batch, uint64_t seed = 0);
-// harness.block_stats: variants timed in turn, the slow drift pooled over them (seed 0 each);
+// timing.block_stats: variants timed in turn, the slow drift pooled over them (seed 0 each);
 // batches[i] is variant i's samples per call.
 std::vector<CallStats> block_stats(const std::vector<Blocks>& variants,
                                    const std::vector<int64_t>& batches);

@@ -377,7 +377,7 @@ int cmd_bench(const Args& a) {
           {"statistics", "over individual calls; CI95 of the median = circular moving-block "
                          "bootstrap over time-ordered blocks (runs of about the cube root of the "
                          "blocks, 1000 draws); rerun interval widened by the slow drift pooled "
-                         "over the variants (edgeport.benchmarks.harness.block_stats)"}}},
+                         "over the variants (edgeport.timing.block_stats)"}}},
         {"peak_rss_mb", rss_mb("VmHWM:")},
         {"results", rows},
     };
