@@ -84,7 +84,7 @@ fuzz-py: $(STAMP)
 	  tests/test_fuzz_readers.py --hypothesis-show-statistics
 
 # Performance targets are checked here, never in timed unit tests.
-BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead pruning_speed compare_cli
+BENCHES := session_overhead quantization_speed build_vs_hand stability cpp_overhead pruning_speed compare_cli recommend_agreement
 
 # Every benchmark runs; the target fails if any missed its target (each prints PASS/FAIL lines).
 bench: $(STAMP)

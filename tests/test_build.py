@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,3 +154,79 @@ def test_recommendation_needs_a_speedup_clear_of_its_interval() -> None:
         "reason": "onnx-int8-static measured 1.06× faster than fp32 ONNX (cpu, batch 1, "
         "threads default, CI95 0.97–1.12×), not clearly faster: the interval reaches 1×",
     }
+
+
+def _evidence_pair(
+    p50: dict[str, float], ci: dict[str, list[float]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The same measurement twice: as quantize records it in each artifact's ``speed``, and as
+    the first configuration of a bench report."""
+    artifacts: dict[str, dict[str, Any]] = {"onnx-fp32": {"format": "onnx", "passed": True}}
+    rows = [{"variant": "onnx-fp32", "stats": {"p50_ms": p50["onnx-fp32"]}}]
+    for name, ms in p50.items():
+        if name == "onnx-fp32":
+            continue
+        artifacts[name] = {
+            "format": "onnx",
+            "passed": True,
+            "speed": {
+                "provider": "cpu",
+                "batch": 1,
+                "threads": 0,
+                "speedup_vs_fp32": p50["onnx-fp32"] / ms,
+                "speedup_ci95": ci[name],
+            },
+        }
+        rows.append(
+            {
+                "variant": name,
+                "stats": {"p50_ms": ms},
+                "speedup_intervals": {"vs_onnx-fp32": {"ci95": ci[name]}},
+            }
+        )
+    where = {"provider": "cpu", "batch": 1, "threads": 0}
+    return artifacts, {"results": [{**where, **r} for r in rows]}
+
+
+@pytest.mark.parametrize(
+    ("p50", "ci", "expected"),
+    [
+        # pruned resnet18 as the issue measured it: int8 1.81× faster, clear of 1×
+        ({"onnx-fp32": 9.05, "onnx-int8-static": 5.0}, {"onnx-int8-static": [1.7, 1.9]},
+         "onnx-int8-static"),
+        # faster, but the interval reaches 1×
+        ({"onnx-fp32": 9.0, "onnx-int8-static": 8.5}, {"onnx-int8-static": [0.98, 1.12]},
+         "onnx-fp32"),
+        # slower
+        ({"onnx-fp32": 9.0, "onnx-int8-dynamic": 11.0}, {"onnx-int8-dynamic": [0.7, 0.9]},
+         "onnx-fp32"),
+        # two candidates: the faster one wins
+        ({"onnx-fp32": 9.0, "onnx-int8-dynamic": 6.0, "onnx-int8-static": 4.5},
+         {"onnx-int8-dynamic": [1.4, 1.6], "onnx-int8-static": [1.9, 2.1]}, "onnx-int8-static"),
+    ],
+)  # fmt: skip
+def test_quantize_and_build_decide_alike_on_the_same_numbers(
+    p50: dict[str, float], ci: dict[str, list[float]], expected: str
+) -> None:
+    """One rule, whichever command measured: quantize's own record and a bench with the same
+    numbers give the same artifact, and reasons that differ only in where the numbers came
+    from."""
+    artifacts, bench = _evidence_pair(p50, ci)
+    own, benched = recommend(artifacts), recommend(artifacts, bench)
+    assert own["artifact"] == benched["artifact"] == expected
+    assert own["reason"].replace("quantize's speed check", "edgeport bench") == benched["reason"]
+
+
+def test_a_candidate_that_missed_its_budget_or_was_not_timed_is_passed_over() -> None:
+    artifacts, bench = _evidence_pair(
+        {"onnx-fp32": 9.0, "onnx-int8-static": 4.0}, {"onnx-int8-static": [2.1, 2.4]}
+    )
+    artifacts["onnx-int8-static"]["passed"] = False
+    artifacts["onnx-int8-dynamic"] = {"format": "onnx", "passed": True}
+    for decision in (recommend(artifacts), recommend(artifacts, bench)):
+        assert decision == {
+            "artifact": "onnx-fp32",
+            "reason": "no compressed artifact is faster within its accuracy budget "
+            "(onnx-int8-static missed its accuracy budget; onnx-int8-dynamic was not timed "
+            "against fp32)",
+        }

@@ -172,6 +172,14 @@ def build(
         manifest["benchmarks"] = _bench_summary(bench)
         manifest["recommended"] = recommend(bundle.artifacts, bench)
         bench["recommended"] = manifest["recommended"]
+        own = recommend(bundle.artifacts)  # what quantize's speed check alone says
+        if own["artifact"] != manifest["recommended"]["artifact"]:
+            notes.append(
+                f"the bench recommends {manifest['recommended']['artifact']} where quantize's "
+                f"shorter speed check alone said {own['artifact']} ({own['reason']}): the "
+                "difference is within what this machine's noise moves; the bench decides"
+            )
+            log.warning(notes[-1])
         paths = write_reports(bench, writer.root)
         writer.commit(manifest)
     final = {k: bundle.root / v.name for k, v in paths.items()}

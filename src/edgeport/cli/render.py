@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from edgeport.recommend import span
+
 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
@@ -233,10 +235,12 @@ def _print_quantized(name: str, entry: dict[str, Any], recommended: dict[str, An
     table.add_row("cosine vs fp32", "1", f"{e['cosine']:.5f}")
     if e["top1_agreement"] is not None:
         table.add_row("top-1 agreement", "1", f"{e['top1_agreement']:.3f}")
+    ci = speed.get("speedup_ci95")
     table.add_row(
         "latency p50, batch 1",
-        f"{speed['fp32']['median'] * 1e3:.3f} ms",
-        f"{speed['int8']['median'] * 1e3:.3f} ms ({speed['speedup_vs_fp32']:.2f}×)",
+        f"{speed['fp32']['p50_ms']:.3f} ms",
+        f"{speed['int8']['p50_ms']:.3f} ms ({speed['speedup_vs_fp32']:.2f}×"
+        + (f", CI95 {span(*ci)}×)" if ci else ")"),
     )
     console = _console()
     console.print(table)

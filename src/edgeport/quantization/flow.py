@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.benchmarks.latency import ratio, time_interleaved
 from edgeport.bundle import Bundle, BundleWriter, check_external_data, file_record, load_bundle
 from edgeport.data import DEFAULT_MAX_SAMPLES, SampleSet, load_samples
 from edgeport.environment import collect_environment
@@ -41,7 +40,8 @@ from edgeport.quantization.methods import (
 )
 from edgeport.quantization.preprocess import preprocess
 from edgeport.recommend import recommend
-from edgeport.runtime.session import Session, SessionOptions
+from edgeport.runtime.session import Session
+from edgeport.timing import Schedule, time_interleaved
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ PREPROCESS = ("auto", "on", "off")
 SAMPLE_SET = "sample"
 SAMPLE_SET_SIZE = 64
 CONV_HEAVY = 0.5  # share of MACs in Conv above which a model counts as conv-heavy
+# quantize's speed check: as long as `edgeport build`'s bench times each variant.
+SPEED_CHECK = Schedule(duration=1.5, blocks=8)
 
 
 @dataclass(frozen=True)
@@ -409,31 +411,43 @@ def _meet_budget(job: _Job, best: _Candidate) -> tuple[_Candidate, list[dict[str
 
 
 def _speed(fp32: Path, int8: Path, evals: SampleSet, all_quantized: Path | None) -> dict[str, Any]:
-    """Interleaved timing at batch 1, spinning off (docs/design.md §6)."""
-    quiet = SessionOptions(spinning=False)
+    """fp32 and int8 timed in turn by the one timing engine at batch 1, with default sessions:
+    the measurement `edgeport bench` makes in its first configuration, so that `quantize` and
+    `build` recommend from the same kind of evidence (docs/design.md §6)."""
     feeds = next(evals.feeds(1))
     paths = {"fp32": fp32, "int8": int8}
     if all_quantized is not None:
         paths["int8-all-quantized"] = all_quantized
-    sessions = {name: Session(path, options=quiet) for name, path in paths.items()}
-    stats = time_interleaved(
-        {name: partial(session.run, feeds) for name, session in sessions.items()}, blocks=6
+    sessions = {name: Session(path) for name, path in paths.items()}
+    timing = time_interleaved(
+        {name: partial(session.run, feeds) for name, session in sessions.items()}, SPEED_CHECK
     )
-    speedup = ratio(stats["fp32"], stats["int8"])
+    speedup = timing.speedup("fp32", "int8")
     result: dict[str, Any] = {
+        "provider": "cpu",
         "batch": 1,
-        "spinning": False,
-        "fp32": stats["fp32"].to_json(),
-        "int8": stats["int8"].to_json(),
-        "speedup_vs_fp32": speedup,
-        "slower_than_fp32": speedup < 1.0,
+        "threads": 0,
+        "spinning": True,
+        "fp32": _brief(timing.stats["fp32"]),
+        "int8": _brief(timing.stats["int8"]),
+        "speedup_vs_fp32": speedup["point"],
+        "speedup_ci95": speedup.get("ci95"),
+        "speedup_rerun95": speedup.get("rerun95"),
+        "slower_than_fp32": speedup["point"] < 1.0,
     }
     if all_quantized is not None:
-        full = stats["int8-all-quantized"]
-        result["revert_latency_cost"] = stats["int8"].median / full.median
-    if speedup < 1.0:
-        log.warning("int8 is slower than fp32 (%.2f×); it will not be recommended", speedup)
+        full = timing.stats["int8-all-quantized"]["p50_ms"]
+        result["revert_latency_cost"] = timing.stats["int8"]["p50_ms"] / full
+    if speedup["point"] < 1.0:
+        log.warning(
+            "int8 is slower than fp32 (%.2f×); it will not be recommended", speedup["point"]
+        )
     return result
+
+
+def _brief(stats: dict[str, Any]) -> dict[str, Any]:
+    keys = ("p50_ms", "p90_ms", "median_ci95_ms", "median_rerun95_ms", "cv", "calls")
+    return {k: stats[k] for k in keys}
 
 
 def _write(
