@@ -20,6 +20,7 @@ from edgeport.bundle import Bundle, GoldenSet, hash_problems, load_bundle
 from edgeport.errors import EdgeportError
 from edgeport.manifest import ArtifactEntry
 from edgeport.parity import check_outputs, effective_tolerance
+from edgeport.runtime.session import Session
 from edgeport.trust import require_trust
 
 
@@ -144,8 +145,6 @@ def _check_artifact(
     override: Mapping[str, float | None] | None,
     report: VerifyReport,
 ) -> None:
-    from edgeport.runtime.runners import runner_for
-
     name = entry.name
     wanted = list(sets) if entry.golden_sets is None else list(entry.golden_sets)
     unknown = [s for s in wanted if s not in sets]
@@ -163,11 +162,11 @@ def _check_artifact(
     names = [i.name for i in bundle.inputs], [o.name for o in bundle.outputs]
     feeds = {s: batched_feeds(sets[s], *names) for s in wanted}
     try:
-        runner = runner_for(bundle, name, trust_code=trust_code)
+        session = _session(bundle, entry, trust_code)
         per_set = {}
         for set_name in wanted:
             gset = sets[set_name]
-            got = _run(runner, feeds[set_name], set_name)
+            got = _run(session, feeds[set_name], set_name)
             results = check_outputs(got, gset.outputs, tolerance)
             per_set[set_name] = {r.name: r.to_json() for r in results}
             report.problems += [
@@ -230,11 +229,24 @@ def batched_feeds(
     ]
 
 
-def _run(runner: Any, feeds: list[dict[str, np.ndarray]], set_name: str) -> dict[str, Any]:
+def _session(bundle: Bundle, entry: ArtifactEntry, trust_code: bool) -> Session:
+    """A session on a bundle verify has opened: the artifact's file (checked to stay inside
+    the bundle) with the manifest's IO specs, on the CPU with ONNX Runtime's default threads."""
+    return Session.for_file(
+        bundle.path_of(entry.name),
+        entry.format,
+        bundle.inputs,
+        bundle.outputs,
+        trust_code=trust_code,
+        name=entry.name,
+    )
+
+
+def _run(session: Session, feeds: list[dict[str, np.ndarray]], set_name: str) -> dict[str, Any]:
     """Outputs over the runs; batched runs are concatenated along the sample axis."""
     if len(feeds) == 1:
-        return dict(runner.run(feeds[0]))
-    parts = [runner.run(f) for f in feeds]
+        return dict(session.run(feeds[0]))
+    parts = [session.run(f) for f in feeds]
     for key, value in parts[0].items():
         if np.ndim(value) == 0:
             raise GoldenSetError(
@@ -276,7 +288,6 @@ def eager_outputs_match(
     from edgeport.data import random_inputs
     from edgeport.exporter.eager import run_eager
     from edgeport.pruning.flow import rebuild_eager
-    from edgeport.runtime.runners import runner_for
     from edgeport.runtime.torchscript import flatten_outputs
 
     loaded = rebuild_eager(bundle, trust_code=trust_code)
@@ -289,7 +300,8 @@ def eager_outputs_match(
         if entry.runs_code and not trust_code:
             continue
         tolerance = effective_tolerance(entry.precision)
-        runner = runner_for(bundle, name, trust_code=trust_code)
-        results = check_outputs(runner.run(feeds), reference, tolerance)
+        results = check_outputs(
+            _session(bundle, entry, trust_code).run(feeds), reference, tolerance
+        )
         report[name] = {r.name: r.to_json() for r in results}
     return report

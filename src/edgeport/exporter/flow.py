@@ -29,7 +29,7 @@ from edgeport.errors import CheckFailed, EdgeportError, InternalError
 from edgeport.exporter.eager import golden_sets, output_specs
 from edgeport.exporter.onnx import DEFAULT_OPSET, EXPORTERS
 from edgeport.parity import PROFILES, Precision, check_outputs, raise_on_failures
-from edgeport.runtime.runners import ArtifactRunner, OnnxRunner, TorchScriptRunner
+from edgeport.runtime.session import Session
 from edgeport.sources import LoadedModel, load_model
 from edgeport.spec import TensorSpec, apply_dynamic, parse_input
 
@@ -241,14 +241,14 @@ def _manifest(ctx: _Context, golden: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_parity(
-    runner: ArtifactRunner, name: str, sets: Sequence[GoldenSet], precision: Precision
+    session: Session, name: str, sets: Sequence[GoldenSet], precision: Precision
 ) -> dict[str, Any]:
-    """Run ``runner`` on every golden set; parity per set, raising `CheckFailed` on failure."""
+    """Run ``session`` on every golden set; parity per set, raising `CheckFailed` on failure."""
     tolerance = PROFILES[precision]
     parity: dict[str, Any] = {}
     notes: list[str] = []
     for gset in sets:
-        results = check_outputs(runner.run(gset.inputs), gset.outputs, tolerance)
+        results = check_outputs(session.run(gset.inputs), gset.outputs, tolerance)
         parity[gset.name] = {r.name: r.to_json() for r in results}
         raise_on_failures(name, gset.name, results)
         notes += [f"golden set {gset.name!r}: {n}" for r in results for n in r.notes]
@@ -312,9 +312,10 @@ def _torchscript_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
     record = export_torchscript(
         ctx.loaded.module, ctx.example, ctx.root / rel, script=ctx.options.script
     )
-    runner = TorchScriptRunner(ctx.root / rel, _names(ctx.inputs), _names(ctx.outputs))
+    # The user's own model, just traced: trusted (docs/trust.md §1).
+    session = _session(ctx, rel, "torchscript", "torchscript-fp32", trust_code=True)
     try:
-        parity = check_parity(runner, "torchscript-fp32", ctx.golden, Precision.FP32)
+        parity = check_parity(session, "torchscript-fp32", ctx.golden, Precision.FP32)
     except CheckFailed as exc:
         raise _with_hint(exc, record["tracer_warnings"]) from exc
     warnings_ = record.pop("tracer_warnings")
@@ -377,12 +378,16 @@ def _onnx_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
 
 
 def _onnx_parity(ctx: _Context, rel: str) -> dict[str, Any]:
-    runner = OnnxRunner(ctx.root / rel, _names(ctx.inputs), _names(ctx.outputs))
-    return check_parity(runner, "onnx-fp32", ctx.golden, Precision.FP32)
+    session = _session(ctx, rel, "onnx", "onnx-fp32")
+    return check_parity(session, "onnx-fp32", ctx.golden, Precision.FP32)
 
 
-def _names(specs: Sequence[TensorSpec]) -> list[str]:
-    return [s.name for s in specs]
+def _session(ctx: _Context, rel: str, fmt: str, name: str, *, trust_code: bool = False) -> Session:
+    """The artifact just written, opened with the model's IO specs (the bundle is not
+    committed yet)."""
+    return Session.for_file(
+        ctx.root / rel, fmt, ctx.inputs, ctx.outputs, trust_code=trust_code, name=name
+    )
 
 
 FORMATS: dict[str, ArtifactExporter] = {}

@@ -4,17 +4,17 @@ A Session adds next to nothing to ONNX Runtime's own cost: input checks are prec
 input (dtype, rank, fixed dims), and monitoring is a lock and a few integer updates. ``run`` is
 thread-safe: ONNX Runtime's ``InferenceSession.run`` is, and the counters take a lock.
 
-This module needs onnxruntime and numpy, not torch (torch is imported only for TorchScript
-artifacts or when torch tensors are passed in).
+The artifact itself runs in its format's `Backend` (`edgeport.runtime.backends`, one class per
+format, looked up in `BACKENDS` by the manifest's format). This module needs onnxruntime and
+numpy, not torch (torch is imported only for TorchScript artifacts or when torch tensors are
+passed in).
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,117 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.bundle import Bundle, check_external_data, load_bundle
+from edgeport.bundle import Bundle, load_bundle
 from edgeport.errors import EdgeportError
+from edgeport.runtime.backends import Backend, DeviceTensor, IOSpecs, backend_class
+from edgeport.runtime.backends import SessionOptions as SessionOptions
 from edgeport.runtime.metrics import SessionMetrics
-from edgeport.runtime.providers import Provider, ProviderPlan, check_used, resolve
+from edgeport.runtime.providers import Provider, ProviderPlan, resolve
 from edgeport.spec import TensorSpec
 from edgeport.trust import require_trust
 
 log = logging.getLogger(__name__)
 
 _MISSING = object()
-GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
-EXECUTION_MODES = ("sequential", "parallel")
-INT8_OPS = frozenset(
-    {
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "QLinearConv",
-        "QLinearMatMul",
-        "MatMulInteger",
-        "ConvInteger",
-        "DynamicQuantizeLinear",
-    }
-)
-
-# ONNX Runtime's type strings → numpy dtypes.
-_ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(double)": "float64",
-    "tensor(int8)": "int8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(uint8)": "uint8",
-    "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32",
-    "tensor(uint64)": "uint64",
-    "tensor(bool)": "bool",
-    "tensor(string)": "object",
-}
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    """ONNX Runtime session settings.
-
-    Attributes:
-        threads: Intra-op threads (default: ONNX Runtime's choice, one per core).
-        inter_threads: Inter-op threads, used with ``execution_mode="parallel"``.
-        graph_optimization: ``disable``, ``basic``, ``extended`` or ``all`` (default).
-        execution_mode: ``sequential`` (default) or ``parallel``.
-        spinning: Let intra-op threads spin after a run (ONNX Runtime's default, True).
-            Turn off when several sessions share the cores (docs/design.md §6).
-        tf32: With the ONNX Runtime CUDA provider, allow TF32 matrix products and convolutions
-            (faster on Ampere and newer, ~1e-3 relative error). Off by default, so that an fp32
-            artifact runs at fp32 and keeps the parity it was verified with. TorchScript on CUDA
-            runs with torch's own settings.
-    """
-
-    threads: int | None = None
-    inter_threads: int | None = None
-    graph_optimization: str = "all"
-    execution_mode: str = "sequential"
-    spinning: bool = True
-    tf32: bool = False
-
-    def __post_init__(self) -> None:
-        if self.graph_optimization not in GRAPH_OPTIMIZATION:
-            raise EdgeportError(
-                f"unknown graph optimization level {self.graph_optimization!r}",
-                available=", ".join(GRAPH_OPTIMIZATION),
-            )
-        if self.execution_mode not in EXECUTION_MODES:
-            raise EdgeportError(
-                f"unknown execution mode {self.execution_mode!r}",
-                available=", ".join(EXECUTION_MODES),
-            )
-        for name in ("threads", "inter_threads"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise EdgeportError(f"{name}={value} must be at least 1")
-
-    def to_ort(self) -> Any:
-        """The equivalent ``onnxruntime.SessionOptions``."""
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if self.threads:
-            so.intra_op_num_threads = self.threads
-        if self.inter_threads:
-            so.inter_op_num_threads = self.inter_threads
-        level = ort.GraphOptimizationLevel
-        so.graph_optimization_level = {
-            "disable": level.ORT_DISABLE_ALL,
-            "basic": level.ORT_ENABLE_BASIC,
-            "extended": level.ORT_ENABLE_EXTENDED,
-            "all": level.ORT_ENABLE_ALL,
-        }[self.graph_optimization]
-        so.execution_mode = (
-            ort.ExecutionMode.ORT_PARALLEL
-            if self.execution_mode == "parallel"
-            else ort.ExecutionMode.ORT_SEQUENTIAL
-        )
-        so.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if self.spinning else "0"
-        )
-        so.add_session_config_entry(
-            "session.inter_op.allow_spinning", "1" if self.spinning else "0"
-        )
-        return so
 
 
 class Outputs(dict[str, Any]):
@@ -159,9 +60,10 @@ class _InputCheck:
 class Session:
     """Run one artifact: a bundle's (by name, or the recommended one), a bare ``.onnx`` or ONNX
     bytes. A TorchScript artifact opens only with ``trust_code=True``: loading it runs its code.
+    An artifact file outside a bundle, with its IO specs given, opens with `Session.for_file`.
 
     Args:
-        model: Bundle directory, ``.onnx`` / ``.ts`` path, or serialized ONNX bytes.
+        model: Bundle directory, ``.onnx`` path, or serialized ONNX bytes.
         artifact: Artifact name in a bundle (default: the manifest's recommended ONNX artifact,
             else ``onnx-fp32``).
         provider: ``cpu`` (default), ``cuda`` or ``tensorrt``.
@@ -195,28 +97,95 @@ class Session:
         public_key: str | os.PathLike[str] | None = None,
         device_id: int = 0,
     ) -> None:
-        options = options or SessionOptions()
-        if threads is not None:
-            options = SessionOptions(**{**options.__dict__, "threads": threads})
-        self.options = options
-        self.cast = cast
         self.bundle: Bundle | None = None
-        self.notes: list[str] = []
-        source, fmt, specs, self.artifact = self._locate(model, artifact, trust_code, public_key)
-        self.artifact_path = Path(source) if isinstance(source, str) else None
+        options = _with_threads(options, threads)
+        source, fmt, specs, name = self._locate(model, artifact, trust_code, public_key)
         plan = resolve(
             provider, allow_fallback=allow_fallback, device_id=device_id, tf32=options.tf32
         )
-        if fmt == "torchscript":
-            self._impl: _Impl = _TorchScriptImpl(source, plan, specs)
-        else:
-            self._impl = _OrtImpl(source, plan, options)
-        self.provider = self._impl.provider
-        # CUDA torch tensors stay on the device (IO binding) when the provider is a GPU one.
-        self._device_inputs = fmt == "onnx" and self.provider in ("cuda", "tensorrt")
-        self.inputs: list[TensorSpec] = specs[0] if specs else self._impl.input_specs()
-        self.outputs: list[TensorSpec] = specs[1] if specs else self._impl.output_specs()
-        self._impl.check_names(self.inputs, self.outputs)
+        self._open(source, fmt, specs, name, plan, options, cast)
+
+    # ---- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def for_file(
+        cls,
+        path: str | os.PathLike[str],
+        fmt: str,
+        inputs: Sequence[TensorSpec],
+        outputs: Sequence[TensorSpec],
+        *,
+        trust_code: bool = False,
+        options: SessionOptions | None = None,
+        threads: int | None = None,
+        name: str | None = None,
+    ) -> Session:
+        """Open an artifact file that is not (yet) in a committed bundle, on the CPU.
+
+        The exporter checks each artifact it writes this way before the bundle is committed,
+        and `verify` each artifact of a bundle it has already checked. The given IO specs
+        validate the feeds as a bundle's manifest would; an ONNX graph's own IO names must
+        agree with them. Opening a format whose backend runs code (TorchScript) needs
+        ``trust_code``; ONNX external data must stay in the model's directory.
+
+        Args:
+            path: The artifact file.
+            fmt: Its format, a key of `edgeport.runtime.backends.BACKENDS` (``onnx``,
+                ``torchscript``).
+            inputs: Input specs, in call order.
+            outputs: Output specs, in the order the artifact returns them.
+            trust_code: Allow opening a format that runs code from the file; logged.
+            options: ONNX Runtime settings.
+            threads: Intra-op threads (shortcut for ``options.threads``; default: ONNX
+                Runtime's choice).
+            name: How messages, metrics and the trust log name the artifact (default: the
+                file name).
+
+        Raises:
+            EdgeportError: An unknown format, a missing or corrupt file, IO names that are
+                not the graph's.
+            CodeNotTrusted: A format that runs code, without ``trust_code=True``.
+            IntegrityError: ONNX external data that leaves the model's directory.
+        """
+        backend = backend_class(fmt)
+        file = Path(path)
+        label = name or file.name
+        if not file.is_file():
+            raise EdgeportError(
+                f"{str(file)!r} does not exist", expected=f"an artifact file of format {fmt!r}"
+            )
+        if backend.runs_code:
+            require_trust(trust_code, f"opening {fmt} artifact {label!r} ({file.name})")
+        backend.check_file(file)
+        options = _with_threads(options, threads)
+        session = cls.__new__(cls)
+        session.bundle = None
+        specs = (list(inputs), list(outputs))
+        session._open(str(file), fmt, specs, label, resolve("cpu"), options, cast=False)
+        return session
+
+    def _open(
+        self,
+        source: str | bytes,
+        fmt: str,
+        specs: IOSpecs | None,
+        name: str,
+        plan: ProviderPlan,
+        options: SessionOptions,
+        cast: bool,
+    ) -> None:
+        """Load ``source`` in its format's backend and precompute the input checks."""
+        self.options = options
+        self.cast = cast
+        self.notes: list[str] = []
+        self.artifact = name
+        self.artifact_path = Path(source) if isinstance(source, str) else None
+        self._backend: Backend = backend_class(fmt)(source, plan, options, specs)
+        self.provider = self._backend.provider
+        self._device_inputs = self._backend.device_tensors
+        self.inputs: list[TensorSpec] = specs[0] if specs else self._backend.input_specs()
+        self.outputs: list[TensorSpec] = specs[1] if specs else self._backend.output_specs()
+        self._backend.check_names(self.inputs, self.outputs)
         self._input_names = [s.name for s in self.inputs]
         self._output_names = [s.name for s in self.outputs]
         self._checks = [_make_check(s) for s in self.inputs]
@@ -225,18 +194,16 @@ class Session:
         self.metrics_ = SessionMetrics(
             {"artifact": self.artifact, "provider": self.provider}, self._input_names
         )
-        if self.provider in ("cuda", "tensorrt") and fmt == "onnx" and self._impl.has_int8():
+        if self.provider in ("cuda", "tensorrt") and self._backend.has_int8():
             self.notes.append(
                 "int8 on the CUDA provider is a known slow path (QDQ ops run as float "
                 "emulation or fall back to the CPU); time it against fp32 before shipping"
             )
             log.warning("%s: %s", self.artifact, self.notes[-1])
 
-    # ---- opening ---------------------------------------------------------------------------
-
     def _locate(
         self, model: Any, artifact: str | None, trust_code: bool, public_key: Any
-    ) -> tuple[Any, str, tuple[list[TensorSpec], list[TensorSpec]] | None, str]:
+    ) -> tuple[Any, str, IOSpecs | None, str]:
         if isinstance(model, bytes | bytearray):
             return bytes(model), "onnx", None, "<onnx bytes>"
         path = Path(model)
@@ -257,18 +224,18 @@ class Session:
                 f"artifact={artifact!r} only applies to a bundle directory; {str(path)!r} is a file"
             )
         if path.suffix == ".onnx":
-            check_external_data(path)
+            backend_class("onnx").check_file(path)
             return str(path), "onnx", None, path.name
         raise EdgeportError(
             f"{str(path)!r} is not an .onnx file",
             expected="a bundle directory, a .onnx file, or ONNX bytes",
             fix="a TorchScript file runs code when opened: open the bundle that holds it with "
-            "trust_code=True",
+            "trust_code=True, or the file with Session.for_file(..., trust_code=True)",
         )
 
     def _from_bundle(
         self, root: Path, artifact: str | None, trust_code: bool, public_key: Any
-    ) -> tuple[Any, str, tuple[list[TensorSpec], list[TensorSpec]], str]:
+    ) -> tuple[Any, str, IOSpecs, str]:
         bundle = load_bundle(root, public_key=public_key)
         self.bundle = bundle
         name = artifact or _default_artifact(bundle)
@@ -281,8 +248,7 @@ class Session:
                 alternative="pick an ONNX artifact: "
                 + ", ".join(n for n, e in bundle.spec.artifacts.items() if not e.runs_code),
             )
-        if entry.format == "onnx":
-            check_external_data(path)
+        backend_class(entry.format).check_file(path)
         return str(path), entry.format, (bundle.inputs, bundle.outputs), name
 
     # ---- running ---------------------------------------------------------------------------
@@ -303,7 +269,7 @@ class Session:
         start = time.perf_counter_ns()
         try:
             prepared = self._prepare(feeds)
-            results = self._impl.run(prepared, self._output_names)
+            results = self._backend.run(prepared, self._output_names)
         except EdgeportError:
             self.metrics_.record_error()
             raise
@@ -373,7 +339,7 @@ class Session:
             return value  # sequences, optionals, maps: ONNX Runtime checks them
         if type(value) is not np.ndarray:
             value = (
-                _DeviceTensor(value)
+                DeviceTensor(value)
                 if self._device_inputs and _is_cuda_tensor(value)
                 else _to_numpy(value, check.name)
             )
@@ -451,7 +417,7 @@ class Session:
 
     def placement(self) -> dict[str, dict[str, int]]:
         """Which provider ran each node: provider → op type → node count (one profiled run)."""
-        return self._impl.placement(self.inputs)
+        return self._backend.placement(self.inputs)
 
     @property
     def output_names(self) -> list[str]:
@@ -460,6 +426,13 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session({self.artifact!r}, provider={self.provider!r})"
+
+
+def _with_threads(options: SessionOptions | None, threads: int | None) -> SessionOptions:
+    options = options or SessionOptions()
+    if threads is not None:
+        options = SessionOptions(**{**options.__dict__, "threads": threads})
+    return options
 
 
 def _default_artifact(bundle: Bundle) -> str:
@@ -495,24 +468,6 @@ def _is_cuda_tensor(value: Any) -> bool:
     return type(value).__module__.startswith("torch") and getattr(value, "is_cuda", False)
 
 
-class _DeviceTensor:
-    """A CUDA torch tensor seen as dtype/shape/pointer, bound to ONNX Runtime without a copy."""
-
-    __slots__ = ("data_ptr", "device_id", "dtype", "shape", "tensor")
-
-    def __init__(self, tensor: Any) -> None:
-        self.tensor = tensor.contiguous()  # kept alive until the run ends
-        self.dtype = np.dtype(str(tensor.dtype).removeprefix("torch."))
-        self.shape = tuple(tensor.shape)
-        self.device_id = tensor.device.index or 0
-        self.data_ptr = self.tensor.data_ptr()
-
-    def astype(self, dtype: np.dtype[Any]) -> _DeviceTensor:
-        import torch
-
-        return _DeviceTensor(self.tensor.to(getattr(torch, dtype.name)))
-
-
 def _to_numpy(value: Any, name: str) -> np.ndarray:
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         return np.asarray(value.detach().cpu().numpy())
@@ -522,184 +477,3 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
         f"input {name!r} is a {type(value).__name__}",
         expected="a numpy array or a torch tensor",
     )
-
-
-# ---- backends ------------------------------------------------------------------------------
-
-
-class _Impl:
-    provider: str
-
-    def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
-        raise NotImplementedError
-
-    def input_specs(self) -> list[TensorSpec]:
-        raise NotImplementedError
-
-    def output_specs(self) -> list[TensorSpec]:
-        raise NotImplementedError
-
-    def check_names(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
-        return None
-
-    def has_int8(self) -> bool:
-        return False
-
-    def placement(self, inputs: list[TensorSpec]) -> dict[str, dict[str, int]]:
-        raise NotImplementedError
-
-
-class _OrtImpl(_Impl):
-    def __init__(self, source: str | bytes, plan: ProviderPlan, options: SessionOptions) -> None:
-        import onnxruntime as ort
-
-        self._source = source
-        self._plan = plan
-        self._options = options
-        try:
-            self._session = ort.InferenceSession(
-                source, options.to_ort(), providers=plan.ort_providers
-            )
-        except Exception as exc:
-            where = "<bytes>" if isinstance(source, bytes) else repr(source)
-            raise EdgeportError(
-                f"ONNX Runtime cannot load {where}: {_first_line(exc)}",
-                fix="the file may be corrupt or use ops this onnxruntime lacks; re-export it",
-            ) from exc
-        self.provider = check_used(plan, self._session.get_providers())
-        self._iobinding = self.provider in ("cuda", "tensorrt")
-        self._device_id = next(
-            (p[1].get("device_id", 0) for p in plan.ort_providers if isinstance(p, tuple)), 0
-        )
-
-    def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
-        if self._iobinding:
-            return self._run_bound(feeds, outputs)
-        return self._session.run(outputs, feeds)
-
-    def _run_bound(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
-        """CUDA: inputs copied to the device once, outputs kept there until the final copy."""
-        binding = self._session.io_binding()
-        for name, array in feeds.items():
-            if isinstance(array, _DeviceTensor):
-                binding.bind_input(
-                    name, "cuda", array.device_id, array.dtype, array.shape, array.data_ptr
-                )
-            else:
-                binding.bind_cpu_input(name, np.ascontiguousarray(array))
-        for name in outputs:
-            binding.bind_output(name, "cuda", self._device_id)
-        self._session.run_with_iobinding(binding)
-        return list(binding.copy_outputs_to_cpu())
-
-    def input_specs(self) -> list[TensorSpec]:
-        return [_ort_spec(v) for v in self._session.get_inputs()]
-
-    def output_specs(self) -> list[TensorSpec]:
-        return [_ort_spec(v) for v in self._session.get_outputs()]
-
-    def check_names(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
-        graph_in = [v.name for v in self._session.get_inputs()]
-        graph_out = [v.name for v in self._session.get_outputs()]
-        if graph_in != [s.name for s in inputs] or graph_out != [s.name for s in outputs]:
-            raise EdgeportError(
-                f"the manifest's IO names {[s.name for s in inputs]} → "
-                f"{[s.name for s in outputs]} do not match the graph's {graph_in} → {graph_out}",
-                fix="re-export the bundle",
-            )
-
-    def has_int8(self) -> bool:
-        import onnx
-
-        if isinstance(self._source, bytes):
-            model = onnx.load_from_string(self._source)
-        else:
-            model = onnx.load(self._source, load_external_data=False)
-        return any(n.op_type in INT8_OPS for n in model.graph.node)
-
-    def placement(self, inputs: list[TensorSpec]) -> dict[str, dict[str, int]]:
-        import onnxruntime as ort
-
-        from edgeport.data import random_inputs
-
-        so = self._options.to_ort()
-        so.enable_profiling = True
-        with tempfile.TemporaryDirectory() as tmp:
-            so.profile_file_prefix = os.path.join(tmp, "placement")
-            session = ort.InferenceSession(self._source, so, providers=self._plan.ort_providers)
-            sizes = {k: v for s in inputs for k, v in s.examples.items()}
-            tensors = [s for s in inputs if not s.dtype.startswith("non-tensor")]
-            session.run(
-                None, random_inputs(tensors, {k: sizes.get(k, 1) for k in _labels(tensors)}, seed=0)
-            )
-            events = json.loads(Path(session.end_profiling()).read_text())
-        placement: dict[str, dict[str, int]] = {}
-        for event in events:
-            args = event.get("args", {})
-            if (
-                event.get("cat") == "Node"
-                and "provider" in args
-                and event["name"].endswith("_kernel_time")
-            ):
-                per = placement.setdefault(args["provider"], {})
-                per[args.get("op_name", "?")] = per.get(args.get("op_name", "?"), 0) + 1
-        return placement
-
-
-def _labels(specs: Sequence[TensorSpec]) -> set[str]:
-    return {d for s in specs for d in s.shape if isinstance(d, str)}
-
-
-def _ort_spec(value: Any) -> TensorSpec:
-    dtype = _ORT_DTYPES.get(value.type, f"non-tensor {value.type}")
-    shape = tuple(d if isinstance(d, int | str) else None for d in (value.shape or []))
-    return TensorSpec(value.name, dtype, shape)
-
-
-class _TorchScriptImpl(_Impl):
-    def __init__(
-        self,
-        path: str,
-        plan: ProviderPlan,
-        specs: tuple[list[TensorSpec], list[TensorSpec]] | None,
-    ) -> None:
-        import warnings
-
-        import torch
-
-        if plan.requested is Provider.TENSORRT:
-            raise EdgeportError("TorchScript artifacts run on cpu or cuda, not tensorrt")
-        cuda = plan.requested is Provider.CUDA and torch.cuda.is_available()
-        if plan.requested is Provider.CUDA and not cuda and not plan.fallback:
-            raise EdgeportError(
-                "provider 'cuda' is not usable for TorchScript: torch.cuda.is_available() is "
-                f"False (torch {torch.__version__})",
-                fix="install a CUDA build of torch on a machine with an NVIDIA GPU, or pass "
-                "allow_fallback=True",
-            )
-        self._device = torch.device("cuda", 0) if cuda else torch.device("cpu")
-        self.provider = "cuda" if cuda else "cpu"
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            from edgeport.runtime.torchscript import load_torchscript
-
-            self._module = load_torchscript(path, self._device)
-
-    def run(self, feeds: dict[str, Any], outputs: list[str]) -> list[Any]:
-        import torch
-
-        from edgeport.runtime.torchscript import flatten_outputs
-
-        with torch.inference_mode():
-            result = self._module(
-                *[torch.as_tensor(a, device=self._device) for a in feeds.values()]
-            )
-        return [t.detach().cpu().numpy() for t in flatten_outputs(result)]
-
-    def placement(self, inputs: list[TensorSpec]) -> dict[str, dict[str, int]]:
-        return {f"torch-{self.provider}": {"TorchScript graph": 1}}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:400]
