@@ -256,7 +256,7 @@ def test_reports_are_written(exported: Exported, tmp_path: Path) -> None:
     assert "| variant | precision | provider | batch | threads | p50 ms |" in md
     assert "**Recommended: `onnx-fp32`**" in md
     html = paths["html"].read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count('<figure class="plot"') == 3  # accuracy, latency and size, inline SVG
     p50 = f"{report['results'][0]['stats']['p50_ms']:.3f}"
     assert f"<td>{p50}</td>" in html
 

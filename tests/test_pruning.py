@@ -153,7 +153,7 @@ def test_digits_distillation_recovers_accuracy(tmp_path: Path) -> None:
 
     report = run_bench(bundle.root, BenchOptions(duration=0.2, blocks=2))
     page = write_reports(report, bundle.root)["html"].read_text()
-    assert 'alt="recovery"' in page
+    assert 'data-plot="recovery"' in page
     assert f"recovered {recovered:.2%}" in page
 
 
