@@ -32,6 +32,7 @@ def test_call_stats_on_known_samples() -> None:
     assert 1.0 <= low <= 3.0 <= high <= 100.0
 
 
+@pytest.mark.slow
 def test_rerun_interval_holds_a_rerun_median_where_the_ci95_cannot() -> None:
     """Pairs of simulated runs of three variants on one steady machine: a correct CI95 holds
     the other run's median only ~83% of the time (both medians carry error); the bootstrap's
@@ -77,6 +78,7 @@ def test_rerun_interval_holds_a_rerun_median_where_the_ci95_cannot() -> None:
     assert float(np.median(widths["rerun"])) < 3.0
 
 
+@pytest.mark.slow
 def test_rerun_interval_takes_in_a_slow_drift_the_block_scatter_cannot_show() -> None:
     """Three variants on a machine whose speed wanders like flicker noise (slow, common to
     all): the bootstrap alone sees only how the blocks scatter and misses half the reruns;
@@ -272,6 +274,7 @@ def _scaled(report: dict[str, Any], factor: float) -> dict[str, Any]:
     return scaled
 
 
+@pytest.mark.slow
 def test_compare_cli_flags_what_is_clearly_slower_than_the_baseline(
     exported: Exported, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ from edgeport.verify import verify_bundle
 Exported = Callable[[str], edgeport.Bundle]
 
 
+@pytest.mark.slow
 def test_degenerate_reference_is_flagged(exported: Exported) -> None:
     entry = exported("mobilenet_v3_small").artifact("onnx-fp32")
     assert entry["parity"]["base"]["output"]["metrics"]["ref_max_abs"] < 1e-6

@@ -159,6 +159,7 @@ def test_report_renders_in_chromium(
     assert "cosine vs fp32 (nothing quantized)" in dom  # no evaluation: y says what it is
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_demo_report_plots_are_readable(
     demo_report: dict[str, Any], tmp_path: Path, shots: Path
