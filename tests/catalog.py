@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,6 +72,36 @@ class AlwaysTrueBranch(nn.Module):
         return -self.fc(x)
 
 
+class LstmTagger(nn.Module):
+    """Token embedding → 2-layer LSTM → linear: one tag's logits per token."""
+
+    def __init__(self, vocab: int = 100, embed: int = 16, hidden: int = 32, tags: int = 10) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, tags)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.lstm(self.embed(ids))
+        return self.head(hidden)
+
+
+class NumpyLength(nn.Module):
+    """Reads the sequence length through numpy: no exporter can keep it symbolic.
+
+    dynamo pins the length to the example size (a guard on this line) and refuses the dynamic
+    dim; the tracer records it as a constant in a Reshape. Eager runs at any length.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = int(np.int64(x.shape[1]))
+        return self.fc(x).reshape(-1, seq, 4)
+
+
 def always_true_branch() -> nn.Module:
     return AlwaysTrueBranch()
 
@@ -85,6 +116,14 @@ def two_inputs_dict_output() -> nn.Module:
 
 def data_dependent() -> nn.Module:
     return DataDependent()
+
+
+def lstm_tagger() -> nn.Module:
+    return LstmTagger()
+
+
+def numpy_length() -> nn.Module:
+    return NumpyLength()
 
 
 def cnn() -> nn.Module:
