@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -27,18 +28,20 @@ from edgeport.bundle import (
 from edgeport.environment import collect_environment
 from edgeport.errors import CheckFailed, EdgeportError, InternalError
 from edgeport.exporter.eager import golden_sets, output_specs
-from edgeport.exporter.onnx import DEFAULT_OPSET, EXPORTERS
+from edgeport.exporter.onnx import DEFAULT_OPSET, EXPORTERS, TORCHSCRIPT_SOURCE, ExportPath
 from edgeport.parity import PROFILES, Precision, check_outputs, raise_on_failures
 from edgeport.runtime.session import Session
 from edgeport.sources import LoadedModel, load_model
 from edgeport.spec import TensorSpec, apply_dynamic, parse_input
 
 if TYPE_CHECKING:
+    import onnx
     import torch
 
 log = logging.getLogger(__name__)
 
 SCRATCH = "_work"
+ONNX_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,11 @@ class ExportOptions:
     Attributes:
         formats: Artifact formats to write, from `list_formats()` (default both).
         opset: ONNX opset version (default 18).
-        exporter: ONNX exporter: ``auto`` (dynamo, legacy on failure), ``dynamo``, ``legacy``.
+        exporter: ONNX exporter: ``auto`` (dynamo, then legacy when no dynamo path passes),
+            ``dynamo`` or ``legacy`` (that exporter's paths only; see `export_paths`).
         script: TorchScript via ``torch.jit.script`` instead of tracing.
-        simplify: Run onnxsim on the ONNX graph (skipped with a reason when unsafe).
+        simplify: Run onnxsim on the ONNX graph (skipped with a reason when unsafe; the
+            unsimplified graph is tried when the simplified one fails).
         seed: Seed of the random golden inputs.
     """
 
@@ -248,13 +253,29 @@ def check_parity(
     parity: dict[str, Any] = {}
     notes: list[str] = []
     for gset in sets:
-        results = check_outputs(session.run(gset.inputs), gset.outputs, tolerance)
+        try:
+            got = session.run(gset.inputs)
+        except EdgeportError as exc:
+            raise EdgeportError(
+                f"{name} failed at run time on golden set {gset.name!r}: {runtime_failure(exc)}",
+                fix="the artifact cannot run at these sizes; see which node failed",
+            ) from exc
+        results = check_outputs(got, gset.outputs, tolerance)
         parity[gset.name] = {r.name: r.to_json() for r in results}
         raise_on_failures(name, gset.name, results)
         notes += [f"golden set {gset.name!r}: {n}" for r in results for n in r.notes]
     if notes:
         log.warning("%s: %s (%d note(s) in the manifest)", name, notes[0], len(notes))
     return parity
+
+
+def runtime_failure(exc: EdgeportError) -> str:
+    """One line: the runtime's own message (ONNX Runtime's without its C++ source location)."""
+    lines = str(exc.__cause__ or exc.what).strip().splitlines()
+    text = lines[0] if lines else type(exc.__cause__ or exc).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"Status Message: \S+:\d+ .*? was false\. ", "Status Message: ", text)
+    return text[:400]
 
 
 def parity_notes(parity: dict[str, Any]) -> list[str]:
@@ -267,20 +288,13 @@ def parity_notes(parity: dict[str, Any]) -> list[str]:
     ]
 
 
-def _with_hint(exc: CheckFailed, warnings_: list[str], fallback: str | None = None) -> CheckFailed:
-    """Add what the exporters noticed (tracer warnings, the dynamo failure) to a parity failure."""
-    notes = []
-    if fallback:
-        notes.append(f"The ONNX export fell back to the legacy exporter because the {fallback}")
-    if warnings_:
-        notes.append(
-            "The tracer warned that the trace may be specialised to the example input "
-            f"(data-dependent control flow): {warnings_[0]}"
-        )
-    if not notes:
+def _with_hint(exc: CheckFailed, warnings_: list[str]) -> CheckFailed:
+    """Add the tracer's warnings to a TorchScript parity failure."""
+    if not warnings_:
         return exc
     return CheckFailed(
-        f"{exc.what}. " + ". ".join(notes),
+        f"{exc.what}. The tracer warned that the trace may be specialised to the example input "
+        f"(data-dependent control flow): {warnings_[0]}",
         fix="remove the data-dependent branch (express it with tensor ops such as torch.where), "
         "or for TorchScript export with --script",
     )
@@ -326,60 +340,217 @@ def _torchscript_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
     return "torchscript-fp32", entry
 
 
+@dataclass(frozen=True)
+class ExportAttempt:
+    """One ONNX export path tried, as the artifact's recipe records it (``attempts``).
+
+    Attributes:
+        exporter: ``dynamo`` or ``legacy``.
+        simplified: Whether the graph checked was onnxsim's (False also when the export failed,
+            so that there was no graph).
+        outcome: ``passed``, or why it failed, in one line.
+        stage: Where it failed: ``export`` (the exporter raised), ``onnxruntime`` (ONNX Runtime
+            could not load or run it), ``parity`` (it ran and differed from eager); None when
+            it passed.
+        baked_dims: Nodes of the failed graph that fix a symbolic dim (`baked_dims`).
+        guards: dynamo's guards that pinned a symbolic dim, with their source lines.
+    """
+
+    exporter: str
+    simplified: bool
+    outcome: str = "passed"
+    stage: str | None = None
+    baked_dims: tuple[str, ...] = ()
+    guards: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        path = ExportPath(self.exporter, self.simplified)
+        if self.stage == "export":
+            return f"{self.exporter}: the exporter failed: {self.outcome}"
+        return f"{path}: {self.outcome}"
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "exporter": self.exporter,
+            "simplified": self.simplified,
+            "outcome": self.outcome,
+        }
+        if self.stage is not None:
+            record["stage"] = self.stage
+        if self.baked_dims:
+            record["baked_dims"] = list(self.baked_dims)
+        if self.guards:
+            record["guards"] = list(self.guards)
+        return record
+
+
+@dataclass
+class _OnnxSearch:
+    """The export paths tried so far, and what the exporters noticed on the way."""
+
+    ctx: _Context
+    attempts: list[ExportAttempt] = field(default_factory=list)
+    tracer_warnings: list[str] = field(default_factory=list)
+
+
+class _GraphFailed(Exception):
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason[:600]
+
+
 def _onnx_artifact(ctx: _Context) -> tuple[str, dict[str, Any]]:
-    from edgeport.exporter.onnx import export_onnx, load_onnx, save_onnx, set_symbolic_dims
-    from edgeport.exporter.simplify import simplify_onnx
+    import torch
+
+    from edgeport.exporter.onnx import export_paths
 
     start = time.perf_counter()
-    scratch = ctx.root / SCRATCH
-    scratch.mkdir(exist_ok=True)
-    record = export_onnx(
-        ctx.loaded.module,
-        ctx.example,
-        scratch / "exported.onnx",
-        inputs=ctx.inputs,
-        outputs=ctx.outputs,
-        opset=ctx.options.opset,
-        exporter=ctx.options.exporter,
-    )
-    warnings_ = record.pop("tracer_warnings", [])
-    exported = load_onnx(scratch / "exported.onnx")
-    set_symbolic_dims(exported, ctx.inputs, ctx.outputs)
-    candidate, simplify = exported, {"applied": False, "reason": "disabled (--no-simplify)"}
-    if ctx.options.simplify:
-        candidate, simplify = simplify_onnx(exported, ctx.inputs)
-    rel = "model.onnx"
-    try:
-        try:
-            data = save_onnx(candidate, ctx.root / rel)
-            parity = _onnx_parity(ctx, rel)
-        except CheckFailed as exc:
-            if not simplify["applied"]:
-                raise
-            log.info("simplified graph failed parity; checking the unsimplified one: %s", exc)
-            simplify = {**simplify, "applied": False, "reason": f"reverted: {exc.what}"}
-            data = save_onnx(exported, ctx.root / rel)
-            parity = _onnx_parity(ctx, rel)
-    except CheckFailed as exc:
-        raise _with_hint(exc, warnings_, record.get("fallback_reason")) from exc
-    record["simplify"] = simplify
+    (ctx.root / SCRATCH).mkdir(exist_ok=True)
+    is_script = isinstance(ctx.loaded.module, torch.jit.ScriptModule)
+    paths = export_paths(ctx.options.exporter, simplify=ctx.options.simplify, torchscript=is_script)
+    search = _OnnxSearch(ctx)
+    for exporter in dict.fromkeys(p.exporter for p in paths):
+        simplify = any(p.simplify for p in paths if p.exporter == exporter)
+        found = _try_exporter(search, exporter, simplify=simplify)
+        if found is not None:
+            break
+    else:
+        raise _no_path_passed(search)
+    record, parity, data = found
+    record["attempts"] = [a.to_json() for a in search.attempts]
+    fallback = _fallback_reason(search.attempts, is_script, ctx.options.exporter)
+    if fallback:
+        record["fallback_reason"] = fallback
+        log.info("ONNX export used the legacy exporter: %s", fallback)
     entry = _artifact_entry(
         ctx.root,
-        rel,
+        ONNX_FILE,
         "onnx",
         record,
         parity,
         opset=ctx.options.opset,
         external_data=[file_record(ctx.root, p) for p in data],
-        warnings=warnings_,
+        warnings=search.tracer_warnings,
     )
     entry["export_seconds"] = round(time.perf_counter() - start, 3)
     return "onnx-fp32", entry
 
 
+def _try_exporter(
+    search: _OnnxSearch, exporter: str, *, simplify: bool
+) -> tuple[dict[str, Any], dict[str, Any], list[str]] | None:
+    """Export with ``exporter``; check its simplified graph, then its own. The first that
+    passes: (recipe, parity, external data files); None when neither did."""
+    from edgeport.exporter.onnx import ExportFailed, export_onnx, load_onnx, set_symbolic_dims
+    from edgeport.exporter.simplify import simplify_onnx
+
+    ctx = search.ctx
+    scratch = ctx.root / SCRATCH / f"{exporter}.onnx"
+    try:
+        record = export_onnx(
+            ctx.loaded.module,
+            ctx.example,
+            scratch,
+            inputs=ctx.inputs,
+            outputs=ctx.outputs,
+            opset=ctx.options.opset,
+            exporter=exporter,
+        )
+    except ExportFailed as exc:
+        failed = ExportAttempt(exporter, False, exc.reason, "export", guards=exc.guards)
+        search.attempts.append(failed)
+        return None
+    search.tracer_warnings += record.pop("tracer_warnings", [])
+    exported = load_onnx(scratch)
+    set_symbolic_dims(exported, ctx.inputs, ctx.outputs)
+    simplify_record: dict[str, Any] = {"applied": False, "reason": "disabled (--no-simplify)"}
+    graphs = [exported]
+    if simplify:
+        simplified, simplify_record = simplify_onnx(exported, ctx.inputs)
+        if simplify_record["applied"]:
+            graphs.insert(0, simplified)
+    for graph in graphs:
+        attempt, checked = _try_graph(ctx, exporter, graph, simplified=graph is not exported)
+        search.attempts.append(attempt)
+        if checked is not None:
+            return {**record, "simplify": simplify_record}, *checked
+        if graph is not exported:
+            log.info("the simplified %s graph failed; checking its own: %s", exporter, attempt)
+            simplify_record = {
+                **simplify_record,
+                "applied": False,
+                "reason": f"reverted: the simplified graph failed: {attempt.outcome}",
+            }
+    return None
+
+
+def _try_graph(
+    ctx: _Context, exporter: str, graph: onnx.ModelProto, *, simplified: bool
+) -> tuple[ExportAttempt, tuple[dict[str, Any], list[str]] | None]:
+    """Save ``graph`` as the artifact, open it in ONNX Runtime and check parity on every
+    golden set: the attempt, and (parity, external data files) when it passed."""
+    from edgeport.exporter.onnx import baked_dims, save_onnx
+
+    data = save_onnx(graph, ctx.root / ONNX_FILE)
+    try:
+        parity = _onnx_parity(ctx, ONNX_FILE)
+    except _GraphFailed as exc:
+        baked = tuple(baked_dims(graph, ctx.inputs))
+        return ExportAttempt(exporter, simplified, exc.reason, exc.stage, baked), None
+    return ExportAttempt(exporter, simplified), (parity, data)
+
+
 def _onnx_parity(ctx: _Context, rel: str) -> dict[str, Any]:
-    session = _session(ctx, rel, "onnx", "onnx-fp32")
-    return check_parity(session, "onnx-fp32", ctx.golden, Precision.FP32)
+    """Parity of the ONNX file at ``rel``; `_GraphFailed` says at which stage it failed."""
+    try:
+        session = _session(ctx, rel, "onnx", "onnx-fp32")
+    except EdgeportError as exc:
+        raise _GraphFailed("onnxruntime", exc.what) from exc
+    try:
+        return check_parity(session, "onnx-fp32", ctx.golden, Precision.FP32)
+    except CheckFailed as exc:
+        raise _GraphFailed("parity", exc.what) from exc
+    except EdgeportError as exc:
+        raise _GraphFailed("onnxruntime", exc.what) from exc
+
+
+def _fallback_reason(attempts: Sequence[ExportAttempt], is_script: bool, option: str) -> str:
+    """Why the artifact is not dynamo's, when auto would have preferred dynamo; else empty."""
+    if is_script and option != "legacy":
+        return TORCHSCRIPT_SOURCE
+    dynamo = [a for a in attempts if a.exporter == "dynamo"]
+    if not dynamo or attempts[-1].exporter == "dynamo":
+        return ""
+    last = dynamo[-1]
+    if last.stage == "export":
+        return f"dynamo exporter failed: {last.outcome}"
+    return f"no dynamo graph passed; the last failed at {last.stage}: {last.outcome}"
+
+
+def _no_path_passed(search: _OnnxSearch) -> EdgeportError:
+    """One error naming every path tried, why each failed, and what pinned a dim."""
+    attempts = search.attempts
+    lines = [f"  {i}. {a}" for i, a in enumerate(attempts, 1)]
+    found = dict.fromkeys(d for a in attempts for d in (*a.guards, *a.baked_dims))
+    if found:
+        lines.append("What fixes a symbolic dim to its example size:")
+        lines += [f"  - {d}" for d in found]
+    warned = sorted(search.tracer_warnings, key=lambda w: "site-packages" in w)
+    if warned:
+        lines.append("The tracer warned that the trace may be specialised to the example input:")
+        lines += [f"  - {w.split('. ', 1)[0].rstrip('.')}." for w in warned[:3]]
+    what = f"no ONNX export path passed ({len(attempts)} tried):\n" + "\n".join(lines)
+    fix = (
+        "make the named source lines export-friendly: keep sizes symbolic (no int() or numpy "
+        "on a shape) and branch with tensor ops such as torch.where, not a Python if on a value"
+    )
+    if found:
+        fix += "; or declare the pinned dims fixed (a plain size in --input, no LABEL=)"
+    if search.ctx.options.exporter != "auto":
+        fix += "; --exporter auto tries both exporters"
+    failed_check = any(a.stage == "parity" for a in attempts)
+    return (CheckFailed if failed_check else EdgeportError)(what, fix=fix)
 
 
 def _session(ctx: _Context, rel: str, fmt: str, name: str, *, trust_code: bool = False) -> Session:

@@ -1,10 +1,14 @@
-"""ONNX export: the dynamo exporter first, the legacy TorchScript-based exporter as fallback.
+"""ONNX export paths: the dynamo exporter and the legacy TorchScript-based one.
 
-torch 2.14's ``torch.onnx.export`` defaults to the dynamo exporter (``torch.export`` + onnxscript).
-It fails on some models (data-dependent control flow, unsupported ops); then we fall back to
-``dynamo=False`` and record why in the manifest. Both write into a scratch file; the caller then
-simplifies and saves the final artifact with `save_onnx` (one file, or ``.data`` external data
-for large models).
+torch 2.14's ``torch.onnx.export`` defaults to the dynamo exporter (``torch.export`` +
+onnxscript). An export can fail outright (data-dependent control flow, unsupported ops), or
+succeed and still be wrong at other sizes (a length baked into a shape constant, by the exporter
+or by onnxsim trusting its shape annotations). So the flow tries `export_paths` in order, each
+to the end (export, simplify, ONNX Runtime, parity), and keeps the first that passes. This module
+makes one export per call (`export_onnx`, raising `ExportFailed` with a one-line reason and
+dynamo's guards) and says what pinned a dim when none passed (`baked_dims`). Both exporters
+write into a scratch file; the caller then saves the final artifact with `save_onnx` (one file,
+or ``.data`` external data for large models).
 
 Outputs are flattened through `FlatOutputs`, so ONNX output order and names are exactly those the
 manifest records, whatever structure (dict, tuple, nested) the model returns.
@@ -17,7 +21,8 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +38,60 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
 EXPORTERS = ("auto", "dynamo", "legacy")
+# The exporters `auto` tries, in order.
+ONNX_EXPORTERS = ("dynamo", "legacy")
 # Above this many bytes of weights, the artifact stores them in model.onnx.data (protobuf's
 # hard limit for one file is 2 GiB).
 EXTERNAL_DATA_THRESHOLD = 1 << 30
+TORCHSCRIPT_SOURCE = "the source is TorchScript, which only the legacy exporter reads"
+
+
+@dataclass(frozen=True)
+class ExportPath:
+    """One way to make the ONNX artifact: an exporter, and whether onnxsim runs on its graph."""
+
+    exporter: str
+    simplify: bool
+
+    def __str__(self) -> str:
+        return f"{self.exporter}, {'simplified' if self.simplify else 'not simplified'}"
+
+
+def export_paths(exporter: str, *, simplify: bool, torchscript: bool) -> list[ExportPath]:
+    """The ONNX export paths to try, in order: dynamo before legacy, simplified before not.
+
+    Args:
+        exporter: ``auto`` (every exporter), ``dynamo`` or ``legacy`` (that one only).
+        simplify: Whether onnxsim may run (``False``: only the unsimplified paths).
+        torchscript: The source is a ScriptModule, which only the legacy exporter reads.
+    """
+    if exporter not in EXPORTERS:
+        raise EdgeportError(f"unknown ONNX exporter {exporter!r}", available=", ".join(EXPORTERS))
+    names = [e for e in ONNX_EXPORTERS if exporter in ("auto", e)]
+    if torchscript:
+        names = ["legacy"]
+    flags = (True, False) if simplify else (False,)
+    return [ExportPath(name, flag) for name in names for flag in flags]
+
+
+class ExportFailed(EdgeportError):
+    """One ONNX exporter raised.
+
+    Attributes:
+        exporter: ``dynamo`` or ``legacy``.
+        reason: One line: the exception summary and the user code line.
+        guards: dynamo's guards that pinned a symbolic input dim to a number, each naming the
+            input, the dim and the source line.
+    """
+
+    def __init__(self, exporter: str, reason: str, guards: Sequence[str] = ()) -> None:
+        self.exporter = exporter
+        self.reason = reason
+        self.guards = tuple(guards)
+        super().__init__(
+            f"the {exporter} ONNX exporter failed: {reason}",
+            fix="check the op is supported at this --opset, or try another --exporter",
+        )
 
 
 def _make_flat_outputs() -> type:
@@ -64,55 +120,45 @@ def export_onnx(
     inputs: Sequence[TensorSpec],
     outputs: Sequence[TensorSpec],
     opset: int = DEFAULT_OPSET,
-    exporter: str = "auto",
+    exporter: str = "dynamo",
 ) -> dict[str, Any]:
     """Export ``model`` to ONNX at ``path`` (a scratch file: weights may be external).
 
     Args:
-        model: The eager model in eval mode.
+        model: The eager model in eval mode (or a ScriptModule, legacy exporter only).
         example_inputs: Positional example inputs.
         path: Where to write the exported model.
         inputs: Input specs (names and symbolic dims) in call order.
         outputs: Output specs (names and symbolic dims) in flattened order.
         opset: ONNX opset version (default 18).
-        exporter: ``auto`` (dynamo, then legacy on failure), ``dynamo`` or ``legacy``.
+        exporter: ``dynamo`` (default) or ``legacy``; `export_paths` says which to try.
 
     Returns:
-        The export record: exporter used, fallback reason, tracer warnings, opset.
+        The export record: torch version, opset, exporter, and for ``legacy`` the tracer's
+        warnings (``file:line: message``).
+
+    Raises:
+        ExportFailed: The exporter raised; its reason and dynamo's guards.
     """
     import torch
 
-    if exporter not in EXPORTERS:
-        raise EdgeportError(f"unknown ONNX exporter {exporter!r}", available=", ".join(EXPORTERS))
+    if exporter not in ONNX_EXPORTERS:
+        raise EdgeportError(
+            f"unknown ONNX exporter {exporter!r}", available=", ".join(ONNX_EXPORTERS)
+        )
     # A ScriptModule cannot be called from inside another module's trace; the legacy exporter
     # flattens its outputs itself, in the same order as `flatten_outputs`.
     is_script = isinstance(model, torch.jit.ScriptModule)
+    if is_script and exporter == "dynamo":
+        raise ExportFailed("dynamo", TORCHSCRIPT_SOURCE)
     wrapped = model if is_script else _make_flat_outputs()(model).eval()
-    record: dict[str, Any] = {"torch": torch.__version__, "opset": opset}
-    if exporter in ("auto", "dynamo") and not is_script:
-        try:
-            _export_dynamo(wrapped, example_inputs, path, inputs, outputs, opset)
-            record["exporter"] = "dynamo"
-            return record
-        except Exception as exc:
-            if exporter == "dynamo":
-                raise EdgeportError(
-                    f"the dynamo ONNX exporter failed: {exporter_failure(exc)}",
-                    fix="try --exporter legacy or --exporter auto",
-                ) from exc
-            record["fallback_reason"] = f"dynamo exporter failed: {exporter_failure(exc)}"
-            log.info(
-                "dynamo ONNX export failed, using the legacy exporter: %s",
-                record["fallback_reason"],
-            )
-    elif exporter == "auto":
-        record["fallback_reason"] = (
-            "the source is TorchScript, which only the legacy exporter reads"
+    record: dict[str, Any] = {"torch": torch.__version__, "opset": opset, "exporter": exporter}
+    if exporter == "dynamo":
+        _export_dynamo(wrapped, example_inputs, path, inputs, outputs, opset)
+    else:
+        record["tracer_warnings"] = _export_legacy(
+            wrapped, example_inputs, path, inputs, outputs, opset
         )
-    record["exporter"] = "legacy"
-    record["tracer_warnings"] = _export_legacy(
-        wrapped, example_inputs, path, inputs, outputs, opset
-    )
     return record
 
 
@@ -129,20 +175,28 @@ def _export_dynamo(
     dynamic = any(s.dynamic_axes for s in inputs)
     shapes = (tuple(dict(s.dynamic_axes) or None for s in inputs),) if dynamic else None
     sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), _quiet_warnings():
-        program = torch.onnx.export(
-            wrapped,
-            example_inputs,
-            dynamo=True,
-            input_names=[s.name for s in inputs],
-            output_names=[s.name for s in outputs],
-            dynamic_shapes=shapes,
-            opset_version=opset,
-            verbose=False,
-            optimize=True,
-        )
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
+    with (
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+        _quiet_warnings(),
+        _dynamo_guards() as guards,
+    ):
+        try:
+            program = torch.onnx.export(
+                wrapped,
+                example_inputs,
+                dynamo=True,
+                input_names=[s.name for s in inputs],
+                output_names=[s.name for s in outputs],
+                dynamic_shapes=shapes,
+                opset_version=opset,
+                verbose=False,
+                optimize=True,
+            )
+            if program is None:
+                raise RuntimeError("torch.onnx.export returned no program")
+        except Exception as exc:
+            raise ExportFailed("dynamo", exporter_failure(exc), guards.describe(inputs)) from exc
     program.save(str(path), external_data=_weight_bytes(wrapped) > EXTERNAL_DATA_THRESHOLD)
 
 
@@ -174,12 +228,69 @@ def _export_legacy(
                 do_constant_folding=True,
             )
         except Exception as exc:
-            raise EdgeportError(
-                f"ONNX export failed with both exporters; the legacy exporter said: "
-                f"{exporter_failure(exc)}",
-                fix="check the op is supported at this --opset, or try a newer --opset",
-            ) from exc
+            raise ExportFailed("legacy", exporter_failure(exc)) from exc
     return tracer_warnings(caught)
+
+
+class _GuardLog(logging.Handler):
+    """Collects dynamo's guards that pin a shape symbol to a number (``Eq(s27, 20)``)."""
+
+    _SYMBOL = re.compile(
+        r"create_symbol (s\d+) = -?\d+ for L\['(?:flat_)?args'\]\[(\d+)\]\.size\(\)\[(\d+)\]"
+    )
+    _GUARD = re.compile(
+        r"eval Eq\((s\d+), (-?\d+)\) \[guard added\] (.*?)(?:, for more info run with .*)?$"
+    )
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.symbols: dict[str, tuple[int, int]] = {}
+        self.pinned: dict[tuple[int, int] | str, tuple[int, str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if symbol := self._SYMBOL.search(message):
+            self.symbols[symbol.group(1)] = (int(symbol.group(2)), int(symbol.group(3)))
+        elif guard := self._GUARD.search(message):
+            key = self.symbols.get(guard.group(1), guard.group(1))
+            where = " ".join(guard.group(3).split())
+            # Each guard is logged once per tracing pass; keep the most telling source line.
+            if key not in self.pinned or len(where) > len(self.pinned[key][1]):
+                self.pinned[key] = (int(guard.group(2)), where)
+
+    def describe(self, inputs: Sequence[TensorSpec]) -> list[str]:
+        """One line per pinned symbol: the input, axis and label when known, value, source."""
+        lines = []
+        for key, (value, where) in self.pinned.items():
+            if isinstance(key, tuple) and key[0] < len(inputs):
+                spec = inputs[key[0]]
+                label = spec.shape[key[1]] if key[1] < len(spec.shape) else None
+                dim = f"{label}={value}" if isinstance(label, str) else f"size {value}"
+                what = f"{spec.name} axis {key[1]} ({dim})"
+            else:
+                what = f"{key} = {value}"
+            lines.append(f"dynamo guard pins {what} at {where}")
+        return lines
+
+
+@contextlib.contextmanager
+def _dynamo_guards() -> Iterator[_GuardLog]:
+    """Listen to torch's symbolic-shapes log (INFO) while dynamo traces, printing nothing."""
+    logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    handler = _GuardLog()
+    levels = [(h, h.level) for h in logger.handlers]
+    old_level = logger.level
+    for other, level in levels:
+        other.setLevel(max(level, logging.WARNING))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        for other, level in levels:
+            other.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -206,10 +317,12 @@ def exporter_failure(exc: BaseException) -> str:
         text = text.split("## Exception summary", 1)[1]
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     summary = lines[0] if lines else ""
+    if summary.endswith(":") and len(lines) > 1:  # a heading; its first item says what
+        summary = f"{summary} {lines[1].lstrip('- ')}"
     match = re.match(r"<class '([\w.]+)'>:?\s*(.*)", summary)
     if match:
         summary = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
-    return f"{type(exc).__name__}: {summary[:300]}{where[:200]}"
+    return f"{type(exc).__name__}: {summary[:400]}{where[:200]}"
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
@@ -267,6 +380,66 @@ def fixed_declared_dims(model: onnx.ModelProto, inputs: Sequence[TensorSpec]) ->
                 got = dims[axis].dim_value if axis < len(dims) else "absent"
                 problems.append(f"{spec.name} axis {axis} ({label}) is fixed to {got}")
     return problems
+
+
+# Ops whose shape operand fixes an output size, and that operand's index.
+SHAPE_OPERANDS = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
+
+
+def baked_dims(model: onnx.ModelProto, inputs: Sequence[TensorSpec]) -> list[str]:
+    """Nodes whose constant shape operand holds the example size of a symbolic input dim.
+
+    Such a node (``Reshape`` to ``[-1, 20, 10]`` when ``seq`` was exported at 20) makes the
+    graph run, or be right, only at that size. Example sizes 0 and 1 are too common in shape
+    constants to mean anything and are not looked for.
+
+    Returns:
+        One line per node, e.g. ``node 'Reshape_2' (Reshape) fixes dim seq=20 (shape constant
+        [-1, 20, 10])``; empty when no node matches.
+    """
+    labels: dict[int, list[str]] = {}
+    for spec in inputs:
+        for label, size in spec.examples.items():
+            if size > 1 and label not in labels.get(size, []):
+                labels.setdefault(size, []).append(label)
+    if not labels:
+        return []
+    constants = _small_int_constants(model.graph)
+    found = []
+    for node in model.graph.node:
+        operand = SHAPE_OPERANDS.get(node.op_type)
+        if operand is None or len(node.input) <= operand:
+            continue
+        values = constants.get(node.input[operand], [])
+        dims = [f"{label}={v}" for v in dict.fromkeys(values) for label in labels.get(v, [])]
+        if dims:
+            found.append(
+                f"node {node.name or node.output[0]!r} ({node.op_type}) fixes dim "
+                f"{' or '.join(dims)} (shape constant {values})"
+            )
+    return found
+
+
+def _small_int_constants(graph: onnx.GraphProto) -> dict[str, list[int]]:
+    """Values of the graph's 1-D integer constants of up to 8 elements (initializers and
+    Constant nodes), by name."""
+    from onnx import TensorProto, numpy_helper
+
+    tensors = {t.name: t for t in graph.initializer}
+    values: dict[str, list[int]] = {}
+    for node in graph.node:
+        if node.op_type != "Constant":
+            continue
+        for attr in node.attribute:
+            if attr.name == "value":
+                tensors[node.output[0]] = attr.t
+            elif attr.name == "value_ints":
+                values[node.output[0]] = list(attr.ints)
+    for name, tensor in tensors.items():
+        small = len(tensor.dims) <= 1 and all(d <= 8 for d in tensor.dims)
+        if small and tensor.data_type in (TensorProto.INT64, TensorProto.INT32):
+            values[name] = [int(v) for v in numpy_helper.to_array(tensor).reshape(-1)]
+    return values
 
 
 def save_onnx(model: onnx.ModelProto, path: Path) -> list[str]:
