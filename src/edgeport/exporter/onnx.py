@@ -4,11 +4,11 @@ torch 2.14's ``torch.onnx.export`` defaults to the dynamo exporter (``torch.expo
 onnxscript). An export can fail outright (data-dependent control flow, unsupported ops), or
 succeed and still be wrong at other sizes (a length baked into a shape constant, by the exporter
 or by onnxsim trusting its shape annotations). So the flow tries `export_paths` in order, each
-to the end (export, simplify, ONNX Runtime, parity), and keeps the first that passes. This module
-makes one export per call (`export_onnx`, raising `ExportFailed` with a one-line reason and
-dynamo's guards) and says what pinned a dim when none passed (`baked_dims`). Both exporters
-write into a scratch file; the caller then saves the final artifact with `save_onnx` (one file,
-or ``.data`` external data for large models).
+to the end (export, simplify, ONNX Runtime, parity), and keeps the first that passes
+(docs/design.md §10). This module makes one export per call (`export_onnx`, raising
+`ExportFailed` with a one-line reason and dynamo's guards) and says what pinned a dim when none
+passed (`baked_dims`). Both exporters write into a scratch file; the caller then saves the final
+artifact with `save_onnx` (one file, or ``.data`` external data for large models).
 
 Outputs are flattened through `FlatOutputs`, so ONNX output order and names are exactly those the
 manifest records, whatever structure (dict, tuple, nested) the model returns.
