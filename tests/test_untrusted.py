@@ -962,7 +962,11 @@ def test_reports_replace_a_symlink_instead_of_writing_through_it(
         ("torchvision:resnet18", None, False),
         ("torchvision:resnet18?num_classes=4", None, False),
         ("torchvision:lraspp_mobilenet_v3_large?weights_backbone='DEFAULT'", None, True),
+        ("torchvision:lraspp_mobilenet_v3_large?num_classes=21&weights_backbone=None", None, False),
         ("torchvision:resnet18", "/home/me/w.safetensors", True),
+        ("timm:resnet18", None, False),
+        ("timm:resnet18", "/home/me/w.safetensors", True),
+        ("hf:/home/me/bert-tiny", None, True),  # reads a directory outside the bundle
         ("model.py:make", None, True),
         ("package.module:factory", None, True),
         ("model.ts", None, True),

@@ -128,7 +128,11 @@ class Bundle:
         examples = self.spec.input_examples
         return [
             TensorSpec(
-                s.name, s.dtype, s.shape, {k: v for k, v in examples.items() if k in s.shape}
+                s.name,
+                s.dtype,
+                s.shape,
+                {k: v for k, v in examples.items() if k in s.shape},
+                s.values,
             )
             for s in self.spec.inputs
         ]

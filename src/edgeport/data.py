@@ -51,13 +51,34 @@ def random_inputs(
         dtype = np.dtype(spec.dtype)
         if dtype.kind == "f":
             out[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind in "iu" and spec.values is not None and spec.values.kind == "mask":
+            out[spec.name] = padding_mask(shape, rng).astype(dtype)
         elif dtype.kind in "iu":
-            out[spec.name] = rng.integers(0, INT_HIGH, size=shape).astype(dtype)
+            low, high = (spec.values.low, spec.values.high) if spec.values else (0, INT_HIGH)
+            info = np.iinfo(dtype)
+            if low < info.min or high - 1 > info.max:
+                raise EdgeportError(
+                    f"input {spec.name!r} holds values {low}..{high}, outside {dtype}",
+                    expected=f"a range inside [{info.min}, {info.max}]",
+                )
+            out[spec.name] = rng.integers(low, high, size=shape).astype(dtype)
         elif dtype.kind == "b":
             out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
         else:
             raise EdgeportError(f"cannot make random data for input {spec.name!r} of {dtype}")
     return out
+
+
+def padding_mask(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """An attention mask of ``shape``: along the last axis, 1s then 0s of padding. The first
+    row is full and each other row loses 1 to half its length, so masks really mask."""
+    mask = np.ones(shape, dtype=np.int64)
+    if not shape or shape[-1] < 2:
+        return mask
+    rows = mask.reshape(-1, shape[-1])
+    for row in rows[1:]:
+        row[shape[-1] - int(rng.integers(1, shape[-1] // 2 + 1)) :] = 0
+    return mask
 
 
 def load_npz(path: str | Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:

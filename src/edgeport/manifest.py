@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeport.errors import EdgeportError
-from edgeport.spec import TensorSpec
+from edgeport.spec import INT64_MAX, VALUE_KINDS, TensorSpec, Values
 
 SCHEMA = "edgeport.bundle/1"
 SCHEMA_FAMILY = "edgeport.bundle/"
@@ -232,7 +232,8 @@ def _spec(data: Any, where: str, examples: dict[str, int] | None) -> TensorSpec:
             shape.append(dim)
         else:
             shape.append(_count(dim, f"{where}.shape[{i}]", low=0, high=MAX_DIM))
-    spec = TensorSpec(name, dtype, tuple(shape))
+    values = _values(data, where) if examples is not None else None
+    spec = TensorSpec(name, dtype, tuple(shape), values=values)
     if examples is not None:
         known = {d: examples.get(d) for d in shape if isinstance(d, str)}
         sizes = [d if isinstance(d, int) else (known.get(d) or 1) for d in shape if d is not None]
@@ -243,6 +244,24 @@ def _spec(data: Any, where: str, examples: dict[str, int] | None) -> TensorSpec:
                 f"{MAX_EXAMPLE_ELEMENTS:,} edgeport allocates for an example",
             )
     return spec
+
+
+def _values(data: dict[str, Any], where: str) -> Values | None:
+    """An input's optional ``values``: ``{"kind": "range", "low": L, "high": H}`` or
+    ``{"kind": "mask"}``, for an integer input."""
+    entry = _obj(data, "values", f"{where}.", optional=True)
+    if not entry:
+        return None
+    kind = _choice(entry, "kind", f"{where}.values", VALUE_KINDS)
+    if not str(data["dtype"]).startswith(("int", "uint")):
+        raise ManifestError(f"{where}.values", f"is given for a {data['dtype']} input")
+    if kind == "mask":
+        return Values("mask")
+    low = _count(_get(entry, "low", f"{where}.values."), f"{where}.values.low", low=-INT64_MAX,
+                 high=INT64_MAX)  # fmt: skip
+    high = _count(_get(entry, "high", f"{where}.values."), f"{where}.values.high", low=low + 1,
+                  high=INT64_MAX)  # fmt: skip
+    return Values("range", low, high)
 
 
 def _record(data: Any, where: str) -> FileRecord:

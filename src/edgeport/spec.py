@@ -8,7 +8,10 @@ Command-line grammar (docs/design.md §9):
 
 * ``--input NAME:1x3x224x224[:float32]`` fixes a shape;
 * ``--input NAME:batch=1x3x224x224`` declares dim 0 symbolic ("batch") with example size 1;
-* ``--dynamic NAME:0=batch`` marks an axis of an already declared input symbolic.
+* ``--dynamic NAME:0=batch`` marks an axis of an already declared input symbolic;
+* ``--input ids:batch=2xseq=16:int64:0..30522`` says which values an integer input holds (token
+  ids below the vocabulary size), ``--input mask:batch=2xseq=16:int64:mask`` an attention mask
+  (1s, then 0s of padding): generated inputs (golden sets, random calibration) respect them.
 """
 
 from __future__ import annotations
@@ -46,6 +49,47 @@ DTYPES = {
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+VALUE_KINDS = ("range", "mask")
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Values:
+    """Which values an integer input holds, so that generated inputs are ones the model takes.
+
+    Attributes:
+        kind: ``range`` (integers in [low, high)) or ``mask`` (an attention mask: each row of
+            the last axis is 1s then 0s of padding; the first row has none).
+        low: Smallest value (``range``).
+        high: One past the largest value (``range``).
+    """
+
+    kind: str = "range"
+    low: int = 0
+    high: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in VALUE_KINDS:
+            raise EdgeportError(
+                f"unknown value kind {self.kind!r}", available=", ".join(VALUE_KINDS)
+            )
+        if self.kind == "range" and not -INT64_MAX <= self.low < self.high <= INT64_MAX:
+            raise EdgeportError(
+                f"value range {self.low}..{self.high} is empty or out of int64",
+                expected="LOW..HIGH with LOW < HIGH (HIGH excluded), e.g. 0..30522",
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (the manifest's ``inputs[i].values``)."""
+        if self.kind == "mask":
+            return {"kind": "mask"}
+        return {"kind": "range", "low": self.low, "high": self.high}
+
+    def text(self) -> str:
+        """The command-line spelling: ``0..30522`` or ``mask``."""
+        return "mask" if self.kind == "mask" else f"{self.low}..{self.high}"
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One named tensor: dtype, shape (ints or symbolic labels) and example sizes.
@@ -55,12 +99,14 @@ class TensorSpec:
         dtype: numpy dtype name, e.g. ``"float32"``.
         shape: Sizes; a ``str`` is a symbolic dim label, ``None`` an unknown size.
         examples: Example size for each symbolic label (used to trace/export).
+        values: Which values an integer input holds (None: small integers, ``[0, 10)``).
     """
 
     name: str
     dtype: str = "float32"
     shape: tuple[Dim | None, ...] = ()
     examples: dict[str, int] = field(default_factory=dict)
+    values: Values | None = None
 
     def concrete_shape(self, sizes: dict[str, int] | None = None) -> tuple[int, ...]:
         """Shape with every symbolic dim replaced by ``sizes[label]`` or its example size."""
@@ -86,12 +132,21 @@ class TensorSpec:
 
     def to_json(self) -> dict[str, Any]:
         """JSON form used in the bundle manifest."""
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        data: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.values is not None:
+            data["values"] = self.values.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TensorSpec:
         """Inverse of `to_json`."""
-        return cls(name=data["name"], dtype=data["dtype"], shape=tuple(data["shape"]))
+        values = data.get("values")
+        return cls(
+            name=data["name"],
+            dtype=data["dtype"],
+            shape=tuple(data["shape"]),
+            values=Values(**values) if values else None,
+        )
 
 
 def canonical_dtype(text: str, *, context: str) -> str:
@@ -106,21 +161,40 @@ def canonical_dtype(text: str, *, context: str) -> str:
 
 
 def parse_input(text: str) -> TensorSpec:
-    """Parse ``NAME:DIMS[:DTYPE]`` where DIMS is ``1x3x224x224`` or ``batch=1x3x224x224``."""
+    """Parse ``NAME:DIMS[:DTYPE[:VALUES]]`` where DIMS is ``1x3x224x224`` or
+    ``batch=1x3x224x224`` and VALUES (integer inputs) ``LOW..HIGH`` or ``mask``."""
     parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+    if len(parts) not in (2, 3, 4) or not parts[0] or not parts[1]:
         raise EdgeportError(
             f"cannot parse --input {text!r}",
-            expected="NAME:SHAPE[:DTYPE], e.g. input:1x3x224x224 or "
-            "input:batch=1x3x224x224:float32",
+            expected="NAME:SHAPE[:DTYPE[:VALUES]], e.g. input:1x3x224x224, "
+            "input:batch=1x3x224x224:float32 or ids:batch=2xseq=16:int64:0..30522",
         )
     name, dims_text = parts[0], parts[1]
-    dtype = canonical_dtype(parts[2], context=f"--input {text!r}") if len(parts) == 3 else "float32"
+    dtype = canonical_dtype(parts[2], context=f"--input {text!r}") if len(parts) >= 3 else "float32"
+    values = _parse_values(parts[3], dtype, text) if len(parts) == 4 else None
     shape: list[Dim] = []
     examples: dict[str, int] = {}
     for token in dims_text.lower().split("x") if dims_text else []:
         shape.append(_parse_dim(token, text, examples))
-    return TensorSpec(name=name, dtype=dtype, shape=tuple(shape), examples=examples)
+    return TensorSpec(name=name, dtype=dtype, shape=tuple(shape), examples=examples, values=values)
+
+
+def _parse_values(token: str, dtype: str, text: str) -> Values:
+    if np.dtype(dtype).kind not in "iu":
+        raise EdgeportError(
+            f"--input {text!r} gives values for a {dtype} input",
+            expected="LOW..HIGH or mask only for integer inputs (int64, int32, ...)",
+        )
+    if token.strip().lower() == "mask":
+        return Values("mask")
+    match = re.fullmatch(r"(-?\d+)\.\.(-?\d+)", token.strip())
+    if not match:
+        raise EdgeportError(
+            f"cannot parse values {token!r} in --input {text!r}",
+            expected="LOW..HIGH (HIGH excluded), e.g. 0..30522, or mask",
+        )
+    return Values("range", int(match.group(1)), int(match.group(2)))
 
 
 def _parse_dim(token: str, text: str, examples: dict[str, int]) -> Dim:

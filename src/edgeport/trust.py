@@ -3,10 +3,10 @@ opts in.
 
 Code is: a TorchScript artifact (``torch.jit.load`` runs the file's program), and the model
 source a manifest names when edgeport rebuilds the eager model (``file.py:factory`` and
-``pkg.module:factory`` import Python; a weights path points outside the bundle). A
-``torchvision:NAME`` source without weights builds a library model and reads nothing else, so it
-needs no opt-in. One flag opts in for every command: ``--trust-code`` (``trust_code=True`` in
-the Python API). The CLI warns once when the flag is given; each load it allows is logged at
+``pkg.module:factory`` import Python; a weights path or an ``hf:DIR`` directory points outside
+the bundle). A ``torchvision:NAME`` or ``timm:NAME`` source without weights builds a library
+model and reads nothing else, so it needs no opt-in. One flag opts in for every command:
+``--trust-code`` (``trust_code=True`` in the Python API). The CLI warns once when the flag is given; each load it allows is logged at
 INFO (``-v``). Commands that made the bundle themselves (``build``) trust it without the flag.
 """
 
@@ -43,10 +43,14 @@ def source_runs_code(source: str | None, weights: object = None) -> bool:
     anything beyond an installed library (see the module docstring)."""
     if source is None:
         return False
-    if not source.startswith("torchvision:") or weights is not None:
+    if not source.startswith(LIBRARY_SOURCES) or weights is not None:
         return True
     # A builder option that names weights (weights_backbone=...) would download or read files.
-    return "weights" in source.partition("?")[2]
+    options = (item.partition("=") for item in source.partition("?")[2].split("&"))
+    return any("weights" in key and value.lower() != "none" for key, _, value in options)
+
+
+LIBRARY_SOURCES = ("torchvision:", "timm:")
 
 
 def rebuild_what(source: str) -> str:

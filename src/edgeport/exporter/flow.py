@@ -113,6 +113,7 @@ def export(
             ``nn.Module``, or a `LoadedModel`.
         inputs: Input specs, as `TensorSpec` or ``NAME:1x3x224x224[:dtype]`` strings, in call
             order (reordered to the forward signature when the names match its parameters).
+            Empty: the inputs the source knows (``hf:`` and ``timm:`` sources).
         out: The bundle directory (created, or an existing bundle replaced atomically).
         dynamic: ``NAME:AXIS=LABEL`` marks of symbolic dims.
         weights: Optional safetensors / state-dict file for a source spec.
@@ -132,7 +133,8 @@ def export(
     check_out_dir(out)
     with step("loading the model"):
         loaded = as_loaded(model, weights, trust_checkpoint)
-    specs = _order_inputs(parse_inputs(inputs, dynamic), loaded.module)
+    specs = _order_inputs(parse_inputs(inputs or loaded.inputs or (), dynamic), loaded.module)
+    loaded.bind([s.name for s in specs])
     with step("running eager PyTorch on golden inputs"):
         golden, names = golden_sets(loaded.module, specs, seed=options.seed)
     outputs = output_specs(golden, names)
@@ -168,7 +170,8 @@ def parse_inputs(inputs: Sequence[str | TensorSpec], dynamic: Sequence[str]) -> 
     if not inputs:
         raise EdgeportError(
             "no inputs declared",
-            expected="at least one --input NAME:SHAPE[:DTYPE], e.g. --input input:1x3x224x224",
+            expected="at least one --input NAME:SHAPE[:DTYPE], e.g. --input input:1x3x224x224 "
+            "(hf: and timm: sources know their own inputs; other models need --input)",
         )
     specs = [parse_input(s) if isinstance(s, str) else s for s in inputs]
     names = [s.name for s in specs]
@@ -234,7 +237,9 @@ def _manifest(ctx: _Context, golden: dict[str, Any]) -> dict[str, Any]:
         "golden": {
             **golden,
             "seed": ctx.options.seed,
-            "distribution": "floats N(0,1); ints uniform [0, 10); bools fair",
+            "distribution": "floats N(0,1); ints uniform [0, 10) unless the input's values "
+            "say otherwise (a range, or a mask padded at the end of each row but the first); "
+            "bools fair",
         },
         "artifacts": ctx.entries,
         "environment": collect_environment(),

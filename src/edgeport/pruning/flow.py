@@ -259,6 +259,7 @@ def rebuild_eager(bundle: Bundle, *, trust_code: bool = False) -> LoadedModel:
         loaded = load_pruned(bundle.root, trust_code=trust_code)
     else:
         loaded = load_model(spec, weights=source.get("weights"))
+    loaded.bind([s.name for s in bundle.inputs])
     if loaded.describe()["state_dict_sha256"] != source.get("state_dict_sha256"):
         raise CheckFailed(
             f"{spec!r} no longer builds the model this bundle was exported from "
