@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[export,dev]'
+	$(PIP) install -e '.[export,hub,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -28,26 +28,27 @@ def test_readme_has_the_two_setup_commands() -> None:
 def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     (tmp_path / "tests").symlink_to(REPO / "tests")
     commands = readme_commands()
-    assert len(commands) == 13
+    assert len(commands) == 14
     outputs = []
     for command in commands:
         result = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
         assert result.returncode == 0, f"{command}\n{result.stderr}"
         outputs.append(result.stdout)
     assert "recommended: onnx-int8-static" in outputs[0]
-    assert "eager@batch=7" in outputs[3]
-    assert "verified: hashes match" in outputs[3]
-    assert "onnx-fp32" in outputs[4]
-    assert "1,814.1 M MACs" in outputs[5]
-    assert "onnx-int8-static: conv-heavy" in outputs[6]
-    assert "pruned torchvision:resnet18: params 11,689,512 → " in outputs[7]
-    assert "onnx-int8-static on cpu" in outputs[8]
+    assert "eager@batch=7" in outputs[4]
+    assert "verified: hashes match" in outputs[4]
+    assert "timm.models.mobilenetv3.MobileNetV3" in outputs[3]
+    assert "onnx-fp32" in outputs[5]
+    assert "1,814.1 M MACs" in outputs[6]
+    assert "onnx-int8-static: conv-heavy" in outputs[7]
+    assert "pruned torchvision:resnet18: params 11,689,512 → " in outputs[8]
+    assert "onnx-int8-static on cpu" in outputs[9]
     assert (tmp_path / "y.npz").is_file()
-    assert "onnx-int8-static" in outputs[9]
-    assert "wrote maker.key" in outputs[10]
-    assert "signed: " in outputs[11]
+    assert "onnx-int8-static" in outputs[10]
+    assert "wrote maker.key" in outputs[11]
+    assert "signed: " in outputs[12]
     assert (tmp_path / "b/manifest.json.sig").stat().st_size == 64
-    assert "verified: hashes match" in outputs[12]
+    assert "verified: hashes match" in outputs[13]
 
 
 def test_design_references_point_at_sections() -> None:

@@ -6,8 +6,9 @@ source a manifest names when edgeport rebuilds the eager model (``file.py:factor
 ``pkg.module:factory`` import Python; a weights path or an ``hf:DIR`` directory points outside
 the bundle). A ``torchvision:NAME`` or ``timm:NAME`` source without weights builds a library
 model and reads nothing else, so it needs no opt-in. One flag opts in for every command:
-``--trust-code`` (``trust_code=True`` in the Python API). The CLI warns once when the flag is given; each load it allows is logged at
-INFO (``-v``). Commands that made the bundle themselves (``build``) trust it without the flag.
+``--trust-code`` (``trust_code=True`` in the Python API). The CLI warns once when the flag is
+given; each load it allows is logged at INFO (``-v``). Commands that made the bundle themselves
+(``build``) trust it without the flag.
 """
 
 from __future__ import annotations

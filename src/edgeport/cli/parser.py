@@ -321,16 +321,17 @@ def _model_arguments(p: argparse.ArgumentParser, *, from_config: bool = False) -
     p.add_argument(
         "model",
         nargs="?" if from_config else None,
-        help="torchvision:NAME[?k=v], file.py:factory, pkg.module:factory, or a TorchScript "
-        "file" + config,
+        help="torchvision:NAME[?k=v], timm:NAME, hf:DIR[?task=TASK], file.py:factory, "
+        "pkg.module:factory, or a TorchScript file" + config,
     )
     p.add_argument(
         "--input",
         action="append",
         default=[],
-        metavar="NAME:SHAPE[:DTYPE]",
-        help="an input, e.g. input:1x3x224x224 or tokens:batch=1xseq=16:int64 "
-        "(repeat for several, in call order)",
+        metavar="NAME:SHAPE[:DTYPE[:VALUES]]",
+        help="an input, e.g. input:1x3x224x224 or tokens:batch=1xseq=16:int64:0..30522 "
+        "(VALUES: LOW..HIGH or mask, for integer inputs; repeat for several, in call order; "
+        "optional for hf: and timm: sources)",
     )
     p.add_argument(
         "--dynamic",
