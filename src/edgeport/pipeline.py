@@ -176,8 +176,10 @@ def build(
         if own["artifact"] != manifest["recommended"]["artifact"]:
             notes.append(
                 f"the bench recommends {manifest['recommended']['artifact']} where quantize's "
-                f"shorter speed check alone said {own['artifact']} ({own['reason']}): the "
-                "difference is within what this machine's noise moves; the bench decides"
+                f"shorter speed check said {own['artifact']} ({own['reason']}). The bench, "
+                "timed later and longer, decides; two measurements this far apart mean the "
+                "machine's speed changed between them (another process, throttling): rerun "
+                "edgeport bench on a quiet machine to settle it"
             )
             log.warning(notes[-1])
         paths = write_reports(bench, writer.root)
