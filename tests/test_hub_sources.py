@@ -319,3 +319,65 @@ def test_a_download_attempt_is_one_message(tmp_path: Path) -> None:
     assert "error: torchvision:lraspp_mobilenet_v3_large?weights_backbone=DEFAULT tried to " \
         "download something (edgeport never downloads)" in result.stderr  # fmt: skip
     assert "Traceback" not in result.stderr
+
+
+def _tokenizer_into(directory: Path) -> list[str]:
+    """A WordPiece vocabulary of 100 entries (the test bert's vocab_size) saved as a tokenizer."""
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words += [f"w{i}" for i in range(100 - len(words))]
+    vocab = directory / "vocab.txt"
+    vocab.write_text("\n".join(words) + "\n")
+    transformers.BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(directory)
+    return words
+
+
+def test_the_bundle_carries_the_tokenizer_and_calibrates_on_text(
+    hf_dirs: Callable[[str], Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    directory = tmp_path / "bert"
+    shutil.copytree(hf_dirs("bert"), directory)
+    words = _tokenizer_into(directory)
+    bundle = edgeport.export(
+        f"hf:{directory}", [], out=tmp_path / "b", options=edgeport.ExportOptions(formats=("onnx",))
+    )
+    carried = {Path(r["path"]).name for r in bundle.manifest["tokenizer"]["files"]}
+    assert {"tokenizer.json", "vocab.txt", "tokenizer_config.json"} <= carried
+    assert bundle.tokenizer_dir == bundle.root / "tokenizer"
+    texts = tmp_path / "texts.txt"
+    lines = [" ".join(words[5 + (i * 7 + j) % 90] for j in range(3 + i % 9)) for i in range(40)]
+    texts.write_text("\n".join(lines) + "\n\n")
+    result = run_cli("quantize", str(bundle.root), "--calib", str(texts), "--json")
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(result.stdout)
+    assert entry["artifact"] == "onnx-int8-dynamic"
+    assert entry["evaluation"]["samples"] == 40  # one per non-empty line
+    assert entry["evaluation"]["data"]["source"] == str(texts)
+    sample = next(g for g in edgeport.load_bundle(bundle.root).golden_sets() if g.name == "sample")
+    ids = sample.inputs["input_ids"]
+    assert ids.shape[1] == 2 + 11  # [CLS] + the longest line (11 words) + [SEP]
+    assert (ids[:, 0] == words.index("[CLS]")).all()
+    assert sample.inputs["attention_mask"].sum(axis=1).min() == 2 + 3  # the shortest line
+    # The tokenizer is data the bundle vouches for: a changed vocabulary is caught.
+    with (bundle.root / "tokenizer" / "vocab.txt").open("a") as f:
+        f.write("extra\n")
+    report = verify_bundle(bundle.root)
+    assert not report.passed
+    assert any(
+        p.startswith("tokenizer file: sha256 of 'tokenizer/vocab.txt'") for p in report.problems
+    )
+
+
+def test_text_calibration_needs_the_tokenizer(
+    hf_dirs: Callable[[str], Path], tmp_path: Path
+) -> None:
+    bundle = edgeport.export(
+        f"hf:{hf_dirs('bert')}", [], out=tmp_path / "b",
+        options=edgeport.ExportOptions(formats=("onnx",)),
+    )  # fmt: skip
+    texts = tmp_path / "texts.txt"
+    texts.write_text("hello world\n")
+    result = run_cli("quantize", str(bundle.root), "--calib", str(texts))
+    assert result.returncode == 2
+    assert f"--calib {str(texts)!r} is text, and the bundle carries no tokenizer" in result.stderr

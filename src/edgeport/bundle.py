@@ -160,6 +160,15 @@ class Bundle:
         recorded = self.entry(name).raw.get("size_bytes")
         return int(recorded) if recorded is not None else self.path_of(name).stat().st_size
 
+    @property
+    def tokenizer_dir(self) -> Path | None:
+        """The directory of the tokenizer files the bundle carries (from an ``hf:`` source), each
+        checked to lie inside the bundle; None when it carries none."""
+        if not self.spec.tokenizer:
+            return None
+        paths = [resolve_inside(self.root, r.path, "tokenizer file") for r in self.spec.tokenizer]
+        return paths[0].parent
+
     def path_of(self, name: str) -> Path:
         """Absolute path of an artifact's main file (checked to lie inside the bundle)."""
         return resolve_inside(self.root, self.entry(name).path, f"artifact {name!r}")
@@ -289,7 +298,8 @@ def read_capped(path: str | Path, limit: int, what: str) -> bytes:
 def hash_problems(bundle: Bundle) -> list[str]:
     """Every file the manifest names that leaves the bundle, is missing or has another sha256.
 
-    Covers artifacts, their external data, golden files and the pruning plan and weights.
+    Covers artifacts, their external data, golden files, the pruning plan and weights, and the
+    tokenizer's files.
     """
     problems = []
     records = []
@@ -297,6 +307,7 @@ def hash_problems(bundle: Bundle) -> list[str]:
         records.append((f"artifact {name!r}", FileRecord(entry.path, entry.sha256)))
         records += [(f"external data of {name!r}", r) for r in entry.external_data]
     records += [(f"pruning {key}", r) for key, r in bundle.spec.pruning.items()]
+    records += [("tokenizer file", r) for r in bundle.spec.tokenizer]
     for what, record in records:
         try:
             path = resolve_inside(bundle.root, record.path, what)

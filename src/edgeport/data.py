@@ -8,7 +8,8 @@ spec (only when asked for: accuracy is then unknown).
 Random data follows the spec: floats are standard normal, integers uniform in ``[0, int_high)``,
 bools fair coin flips. Whatever the source, at most ``max_samples`` samples are read (``.npy``
 files are memory-mapped, iterables are read one sample at a time), and degenerate data is refused
-before it can produce a broken model: no samples, NaN/Inf, or an input that is constant.
+before it can produce a broken model: no samples, NaN/Inf, or an input that is constant (unless it
+is a categorical integer input with declared values, such as ``token_type_ids``).
 """
 
 from __future__ import annotations
@@ -186,16 +187,20 @@ def load_samples(
     max_samples: int = DEFAULT_MAX_SAMPLES,
     purpose: str = "--calib",
     seed: int = 0,
+    tokenizer: Path | None = None,
 ) -> SampleSet:
     """Read samples for ``inputs`` from ``spec`` and check they are usable.
 
     Args:
         spec: ``file.npz``, ``file.npy``, an image folder, ``file.py:factory`` (an iterable of
-            dicts or arrays), or ``random``.
+            dicts or arrays), ``texts.txt`` (one text per line, for a model with a tokenizer),
+            or ``random``.
         inputs: The model's input specs (names, dtypes, shapes).
         max_samples: Read at most this many samples.
         purpose: The option name, for messages.
         seed: Seed for ``random``.
+        tokenizer: The directory of the model's tokenizer (a bundle's ``tokenizer/``), for
+            ``.txt``.
 
     Raises:
         EdgeportError: Unreadable, mismatched or degenerate data.
@@ -215,14 +220,85 @@ def load_samples(
         samples = _from_image_folder(path, inputs, max_samples)
     elif path.suffix in (".npz", ".npy"):
         samples = _from_numpy(path, inputs, max_samples)
+    elif path.suffix == ".txt":
+        samples = _from_texts(path, inputs, max_samples, tokenizer, purpose)
     else:
         raise EdgeportError(
             f"{purpose} {spec!r} is not a data source edgeport reads",
             expected="an .npz (one array per input name, samples along axis 0), an .npy for a "
-            "one-input model, an image folder, file.py:factory, or 'random'",
+            "one-input model, an image folder, texts.txt, file.py:factory, or 'random'",
         )
     check_samples(samples, inputs, purpose)
     return samples
+
+
+MAX_TEXT_TOKENS = 512  # a text is cut at this many tokens (or the model's own limit)
+MAX_TEXT_BYTES = 64 << 20
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _from_texts(
+    path: Path, inputs: Sequence[TensorSpec], cap: int, tokenizer: Path | None, purpose: str
+) -> SampleSet:
+    """One sample per non-empty line, tokenized with the model's own tokenizer and padded to the
+    longest (a symbolic sequence) or to the model's fixed length."""
+    names = [s.name for s in inputs]
+    if "input_ids" not in names or any(n not in TEXT_INPUTS for n in names):
+        raise EdgeportError(
+            f"{purpose} {str(path)!r} is text, and this model does not take token ids",
+            expected=f"a model whose inputs are among {', '.join(TEXT_INPUTS)} (hf: text "
+            f"models); this one takes {', '.join(names)}",
+        )
+    if tokenizer is None:
+        raise EdgeportError(
+            f"{purpose} {str(path)!r} is text, and the bundle carries no tokenizer",
+            fix="export the model from an hf: directory that holds its tokenizer "
+            "(tokenizer.save_pretrained(DIR)), or pass token ids in an .npz",
+        )
+    if not path.is_file():
+        raise EdgeportError(f"{purpose} {str(path)!r} does not exist")
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise EdgeportError(f"{purpose} {str(path)!r} is over {MAX_TEXT_BYTES >> 20} MiB of text")
+    texts = [t.strip() for t in path.read_text(errors="replace").splitlines() if t.strip()][:cap]
+    if not texts:
+        raise EdgeportError(f"{purpose} {str(path)!r} holds no text (one text per line)")
+    encoded = _tokenize(tokenizer, texts, inputs)
+    arrays = {
+        s.name: encoded.get(s.name, np.zeros_like(encoded["input_ids"])).astype(s.dtype)
+        for s in inputs
+    }
+    return SampleSet(str(path), arrays)
+
+
+def _tokenize(
+    tokenizer: Path, texts: list[str], inputs: Sequence[TensorSpec]
+) -> dict[str, np.ndarray]:
+    from transformers import AutoTokenizer
+
+    from edgeport.sources.network import first_line, offline
+
+    ids = next(s for s in inputs if s.name == "input_ids")
+    fixed = ids.shape[-1] if ids.shape and isinstance(ids.shape[-1], int) else None
+    try:
+        with offline("the bundle's tokenizer", fix="the tokenizer must be in the bundle"):
+            tok = AutoTokenizer.from_pretrained(
+                str(tokenizer), local_files_only=True, trust_remote_code=False
+            )
+    except EdgeportError:
+        raise
+    except Exception as exc:
+        raise EdgeportError(
+            f"cannot load the bundle's tokenizer ({tokenizer}): {first_line(exc)}"
+        ) from exc
+    limit = min(MAX_TEXT_TOKENS, int(getattr(tok, "model_max_length", MAX_TEXT_TOKENS)))
+    encoded = tok(
+        texts,
+        padding="max_length" if fixed else "longest",
+        truncation=True,
+        max_length=fixed or limit,
+        return_tensors="np",
+    )
+    return {k: np.asarray(v) for k, v in encoded.items() if k in TEXT_INPUTS}
 
 
 def _random_samples(inputs: Sequence[TensorSpec], count: int, seed: int) -> SampleSet:
@@ -353,7 +429,11 @@ def check_samples(samples: SampleSet, inputs: Sequence[TensorSpec], purpose: str
                 f"{where} holds {bad} NaN/Inf values",
                 fix="clean the data; calibrating on non-finite values gives meaningless ranges",
             )
-        if np.ptp(array) == 0:
+        # A categorical integer input (token types, ids in a range) may be constant in real
+        # data: all single-segment texts have token_type_ids 0. Calibration ranges come from
+        # float activations, which such inputs do not clip.
+        categorical = array.dtype.kind in "iu" and spec.values is not None
+        if np.ptp(array) == 0 and not categorical:
             raise EdgeportError(
                 f"{where} is constant (every value is {array.flat[0].item()!r})",
                 expected="real samples that vary; calibration ranges from constant data clip "

@@ -110,6 +110,7 @@ class Manifest:
     recommended: str | None
     pruning: dict[str, FileRecord]
     raw: dict[str, Any]
+    tokenizer: tuple[FileRecord, ...] = ()
 
 
 def parse_manifest(doc: Any) -> Manifest:
@@ -152,6 +153,12 @@ def parse_manifest(doc: Any) -> Manifest:
         for key in ("plan", "state_dict")
         if doc.get("pruning")
     }
+    tokenizer = tuple(
+        _record(r, f"tokenizer.files[{i}]")
+        for i, r in enumerate(
+            _list(_obj(doc, "tokenizer", "", optional=True), "files", "tokenizer.", optional=True)
+        )
+    )
     return Manifest(
         schema=schema,
         source=_str(model, "source", "model.") if "source" in model else None,
@@ -163,6 +170,7 @@ def parse_manifest(doc: Any) -> Manifest:
         recommended=recommended if isinstance(recommended, str) else None,
         pruning=pruning,
         raw=doc,
+        tokenizer=tokenizer,
     )
 
 

@@ -146,7 +146,10 @@ def export(
                 name, entry = FORMATS[fmt](ctx)
             ctx.entries[name] = entry
         shutil.rmtree(writer.root / SCRATCH, ignore_errors=True)
-        writer.commit(_manifest(ctx, _write_golden(writer, golden)))
+        manifest = _manifest(ctx, _write_golden(writer, golden))
+        if loaded.tokenizer_files:
+            manifest["tokenizer"] = _copy_tokenizer(writer, loaded.tokenizer_files)
+        writer.commit(manifest)
     return load_bundle(out)
 
 
@@ -199,6 +202,20 @@ def example_inputs(specs: Sequence[TensorSpec], seed: int) -> tuple[Any, ...]:
     sizes = {k: v for s in specs for k, v in s.examples.items()}
     feeds = random_inputs(specs, sizes, seed=seed)
     return tuple(torch.from_numpy(feeds[s.name]) for s in specs)
+
+
+def _copy_tokenizer(writer: BundleWriter, files: Sequence[Path]) -> dict[str, Any]:
+    """Copy the tokenizer saved beside a Hugging Face model into ``tokenizer/`` (data: JSON,
+    vocabularies, sentencepiece models), so that text calibration and deployment read it from
+    the bundle."""
+    records = []
+    for source in files:
+        rel = f"tokenizer/{source.name}"
+        target = writer.fresh(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        records.append(file_record(writer.root, rel))
+    return {"files": records, "from": "the hf: directory's tokenizer (save_pretrained)"}
 
 
 def _write_golden(writer: BundleWriter, sets: Sequence[GoldenSet]) -> dict[str, Any]:

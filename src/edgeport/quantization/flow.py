@@ -60,7 +60,8 @@ class QuantizeOptions:
 
     Attributes:
         mode: ``auto`` (default), ``dynamic`` or ``static``.
-        calib: Calibration data (``.npz``, ``.npy``, image folder, ``file.py:fn``, ``random``).
+        calib: Calibration data (``.npz``, ``.npy``, image folder, ``texts.txt`` with the
+            bundle's tokenizer, ``file.py:fn``, ``random``).
         eval: Evaluation data (with ``labels`` for accuracy); default: the calibration data.
         max_drop: Accuracy budget in percentage points (top-1 disagreement without labels).
         method: Calibration method (minmax, entropy, percentile).
@@ -254,7 +255,9 @@ def _choose_mode(fp32: Path, sizes: dict[str, int], options: QuantizeOptions) ->
 
 def _samples(spec: str, bundle: Bundle, options: QuantizeOptions, purpose: str) -> SampleSet:
     cap = options.max_samples if purpose == "--calib" else options.max_eval_samples
-    return load_samples(spec, bundle.inputs, max_samples=cap, purpose=purpose)
+    return load_samples(
+        spec, bundle.inputs, max_samples=cap, purpose=purpose, tokenizer=bundle.tokenizer_dir
+    )
 
 
 def _golden_arrays(bundle: Bundle) -> dict[str, np.ndarray]:

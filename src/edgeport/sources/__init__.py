@@ -31,7 +31,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,8 @@ class LoadedModel:
             none are declared.
         details: What else the source knows (a Hugging Face task and output), recorded in the
             manifest's ``model.source_details``.
+        tokenizer_files: The tokenizer saved beside a Hugging Face model; export copies them
+            into the bundle's ``tokenizer/`` (text calibration reads them from there).
     """
 
     module: torch.nn.Module
@@ -71,6 +73,7 @@ class LoadedModel:
     weights: str | None = None
     inputs: list[TensorSpec] | None = None
     details: dict[str, Any] | None = None
+    tokenizer_files: list[Path] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         """The manifest's `model` entry (parameter count and state-dict hash)."""
@@ -120,7 +123,14 @@ def load_model(
         hf = huggingface.load(
             source.removeprefix("hf:"), Path(weights) if weights else None, trust_checkpoint
         )
-        return LoadedModel(hf.module, source, hf.class_name, inputs=hf.inputs, details=hf.details)
+        return LoadedModel(
+            hf.module,
+            source,
+            hf.class_name,
+            inputs=hf.inputs,
+            details=hf.details,
+            tokenizer_files=hf.tokenizer_files,
+        )
     inputs = None
     if source.startswith("timm:"):
         from edgeport.sources import timm_models

@@ -83,14 +83,31 @@ NEVER_DOWNLOADS = (
 TEXT_BATCH, TEXT_SEQ = 2, 16  # example sizes of symbolic batch and sequence
 
 
+# Files a tokenizer is saved as (save_pretrained of a tokenizer): data, never code.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
 @dataclass
 class HFModel:
-    """What `load` returns: the wrapped model, its class name, default inputs and details."""
+    """What `load` returns: the wrapped model, its class name, default inputs, details, and the
+    tokenizer's files in the directory (the bundle carries a copy)."""
 
     module: torch.nn.Module
     class_name: str
     inputs: list[TensorSpec]
     details: dict[str, Any]
+    tokenizer_files: list[Path]
 
 
 def load(spec: str, weights: Path | None, trust_checkpoint: bool) -> HFModel:
@@ -136,7 +153,8 @@ def load(spec: str, weights: Path | None, trust_checkpoint: bool) -> HFModel:
         "weights_in_directory": _weights_file(root),
     }
     name = f"{type(body).__module__}.{type(body).__qualname__}"
-    return HFModel(wrapped.eval(), name, inputs, details)
+    tokenizer = [root / f for f in TOKENIZER_FILES if (root / f).is_file()]
+    return HFModel(wrapped.eval(), name, inputs, details, tokenizer)
 
 
 def default_task(config: Any) -> str:
