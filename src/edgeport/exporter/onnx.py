@@ -19,12 +19,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from edgeport.errors import EdgeportError
 from edgeport.exporter.torchscript import tracer_warnings
@@ -326,23 +327,34 @@ def exporter_failure(exc: BaseException) -> str:
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
-    """Load an ONNX model with its external data."""
-    import onnx
+    """Load an exported model, with its weights when the whole model fits in one protobuf
+    message (onnxsim and the in-memory ONNX APIs need them).
 
-    return onnx.load(str(path), load_external_data=True)
+    A larger model is loaded as its graph (`load_graph`): each large tensor keeps its external
+    reference, with a ``basepath`` entry naming ``path``'s directory, so that `save_onnx` can
+    copy its bytes from that file into the artifact without holding the weights in memory.
+    """
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    from edgeport.bundle import check_external_data
+    from edgeport.inspection import PROTOBUF_LIMIT, all_tensors, load_graph, proto_bytes
+
+    check_external_data(path)
+    model = load_graph(path)
+    if proto_bytes(model) <= PROTOBUF_LIMIT:
+        load_external_data_for_model(model, str(path.parent))
+        return model
+    for tensor in all_tensors(model):
+        if uses_external_data(tensor):
+            _set_location(tensor, path.parent, _external_info(tensor)["location"])
+    return model
 
 
 def weight_bytes(model: onnx.ModelProto) -> int:
-    """Bytes of all initializers (raw data or typed fields)."""
-    from onnx import numpy_helper
+    """Bytes of all initializers, in memory or in external data."""
+    from edgeport.inspection import tensor_bytes
 
-    total = 0
-    for tensor in model.graph.initializer:
-        if tensor.HasField("raw_data"):
-            total += len(tensor.raw_data)
-        else:
-            total += numpy_helper.to_array(tensor).nbytes
-    return total
+    return sum(tensor_bytes(t) for t in model.graph.initializer)
 
 
 def set_symbolic_dims(
@@ -445,20 +457,119 @@ def _small_int_constants(graph: onnx.GraphProto) -> dict[str, list[int]]:
 def save_onnx(model: onnx.ModelProto, path: Path) -> list[str]:
     """Save the final artifact; weights go to ``<name>.data`` when they are large.
 
+    Large means over `EXTERNAL_DATA_THRESHOLD` bytes of weights, or weights already external
+    (a model `load_onnx` left on disk): those are copied from their files a chunk at a time,
+    so a model of any size is saved in the memory of its graph.
+
     Returns:
         Relative paths of external data files written (empty for a single file).
     """
     import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    from edgeport.inspection import all_tensors
 
     data_name = f"{path.name}.data"
-    (path.parent / data_name).unlink(missing_ok=True)  # never append to old external data
-    large = weight_bytes(model) > EXTERNAL_DATA_THRESHOLD
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=large,
-        all_tensors_to_one_file=True,
-        location=data_name,
-        size_threshold=1024,
+    external = any(uses_external_data(t) for t in all_tensors(model))
+    if not external and weight_bytes(model) <= EXTERNAL_DATA_THRESHOLD:
+        (path.parent / data_name).unlink(missing_ok=True)
+        onnx.save_model(model, str(path))
+        return []
+    write_external_data(model, path.parent / data_name)
+    onnx.save_model(model, str(path))
+    for tensor in all_tensors(model):  # the proto in memory still knows where its data is
+        if uses_external_data(tensor):
+            _set_location(tensor, path.parent, data_name)
+    return [data_name]
+
+
+# Tensors of at least ALIGN_FROM bytes start at a multiple of ALIGNMENT in the data file, so that
+# a runtime can map them page-aligned (64 KiB: the largest alignment ONNX's external-data format
+# allows, and Windows' mapping granularity).
+ALIGNMENT = 64 * 1024
+ALIGN_FROM = 1 << 20
+_COPY_CHUNK = 16 << 20
+
+
+def write_external_data(model: onnx.ModelProto, data_path: Path, *, min_bytes: int = 1024) -> None:
+    """Write the model's tensor data into one file, ``data_path``, and point the tensors at it.
+
+    Tensors already external (initializers or attributes) are copied from their files, found
+    through their ``basepath`` entry (else ``data_path``'s directory), at most 16 MiB in memory
+    at a time; initializers in memory of ``min_bytes`` or more (default 1 KiB) are moved out of
+    the proto. The file is written under a temporary name and renamed over ``data_path``, so a
+    model may be re-saved over the file its data comes from, and old data is never appended to.
+    """
+    from onnx.external_data_helper import (
+        _get_attribute_tensors,
+        _get_initializer_tensors,
+        uses_external_data,
     )
-    return [data_name] if large else []
+
+    partial = data_path.with_name(f"{data_path.name}.partial")
+    with open(partial, "wb") as out:
+        for tensor in _get_initializer_tensors(model):
+            if uses_external_data(tensor):
+                _copy_tensor(tensor, out, data_path)
+            elif tensor.HasField("raw_data") and len(tensor.raw_data) >= min_bytes:
+                start = _pad(out, tensor)
+                out.write(tensor.raw_data)
+                tensor.ClearField("raw_data")
+                _point_at(tensor, data_path.name, start, out.tell() - start)
+        for tensor in _get_attribute_tensors(model):
+            if uses_external_data(tensor):
+                _copy_tensor(tensor, out, data_path)
+    os.replace(partial, data_path)
+
+
+def _copy_tensor(tensor: onnx.TensorProto, out: BinaryIO, data_path: Path) -> None:
+    """Append an external tensor's bytes to ``out`` and point it there."""
+    info = _external_info(tensor)
+    source = Path(info.get("basepath") or data_path.parent) / info["location"]
+    start = _pad(out, tensor)
+    with open(source, "rb") as f:
+        offset = int(info.get("offset", 0))
+        f.seek(offset)
+        left = int(info["length"]) if "length" in info else os.fstat(f.fileno()).st_size - offset
+        while left > 0:
+            chunk = f.read(min(left, _COPY_CHUNK))
+            if not chunk:
+                raise EdgeportError(
+                    f"external data file {str(source)!r} ends {left} bytes before tensor "
+                    f"{tensor.name!r} does",
+                    fix="the exporter's output is incomplete; check the disk has room, re-export",
+                )
+            out.write(chunk)
+            left -= len(chunk)
+    _point_at(tensor, data_path.name, start, out.tell() - start)
+
+
+def _external_info(tensor: onnx.TensorProto) -> dict[str, str]:
+    return {e.key: e.value for e in tensor.external_data}
+
+
+def _pad(out: BinaryIO, tensor: onnx.TensorProto) -> int:
+    """Move ``out`` to the next aligned offset when ``tensor`` is large; the offset."""
+    from edgeport.inspection import tensor_bytes
+
+    offset = out.tell()
+    if tensor_bytes(tensor) >= ALIGN_FROM and offset % ALIGNMENT:
+        out.write(b"\0" * (ALIGNMENT - offset % ALIGNMENT))
+    return out.tell()
+
+
+def _point_at(tensor: onnx.TensorProto, location: str, offset: int, length: int) -> None:
+    import onnx
+
+    del tensor.external_data[:]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", offset), ("length", length)):
+        tensor.external_data.add(key=key, value=str(value))
+
+
+def _set_location(tensor: onnx.TensorProto, base: Path, location: str) -> None:
+    """Keep ``tensor``'s offset and length; its data is at ``base / location``."""
+    info = {**_external_info(tensor), "location": location, "basepath": str(base.resolve())}
+    del tensor.external_data[:]
+    for key, value in info.items():
+        tensor.external_data.add(key=key, value=value)

@@ -1,9 +1,9 @@
 """onnxsim simplification that never costs correctness or dynamic dims.
 
-Simplification is skipped, with the reason recorded, when the model's weights are over 2 GB
-(onnxsim serialises the model through protobuf), when onnxsim fails, or when it fixed a dim the
-user declared symbolic. The caller still checks parity of the result and can fall back to the
-unsimplified graph.
+Simplification is skipped, with the reason recorded, when the model's weights are over 2 GiB or
+were left on disk by `load_onnx` (onnxsim serialises the whole model through protobuf, which
+stops at 2 GiB), when onnxsim fails, or when it fixed a dim the user declared symbolic. The
+caller still checks parity of the result and can fall back to the unsimplified graph.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgeport.exporter.onnx import fixed_declared_dims, weight_bytes
+from edgeport.inspection import external_bytes
 from edgeport.spec import TensorSpec
 
 if TYPE_CHECKING:
@@ -22,7 +23,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Weights onnxsim can take: it serialises the model into one protobuf message.
 SIZE_LIMIT = 2 * 1024**3
+
+
+def skip_reason(model: onnx.ModelProto) -> str | None:
+    """Why onnxsim cannot take ``model`` because of its size; None when it can.
+
+    Over `SIZE_LIMIT` bytes of weights, or any weights still in external data (`load_onnx`
+    leaves them on disk when the model would not fit in one protobuf message).
+    """
+    size = weight_bytes(model)
+    if size > SIZE_LIMIT:
+        return (
+            f"skipped: weights are {size / 2**20:.1f} MiB, over the {SIZE_LIMIT / 2**20:.1f} MiB "
+            "that onnxsim can serialise"
+        )
+    on_disk = external_bytes(model)
+    if on_disk:
+        return (
+            f"skipped: {on_disk / 2**20:.1f} MiB of weights stay in external data (with them "
+            "the model is over protobuf's 2 GiB message limit), and onnxsim needs the whole "
+            "model in one message"
+        )
+    return None
 
 
 def simplify_onnx(
@@ -35,12 +59,10 @@ def simplify_onnx(
         ``{"applied": bool, "reason": str, "nodes_before": int, "nodes_after": int}``.
     """
     record: dict[str, Any] = {"applied": False, "nodes_before": len(model.graph.node)}
-    size = weight_bytes(model)
-    if size > SIZE_LIMIT:
-        record["reason"] = (
-            f"skipped: weights are {size / 2**20:.1f} MiB, over the {SIZE_LIMIT / 2**20:.1f} MiB "
-            "that onnxsim can serialise"
-        )
+    too_large = skip_reason(model)
+    if too_large is not None:
+        record["reason"] = too_large
+        log.info("onnxsim %s", too_large)
         return model, record
     try:
         import onnxsim
