@@ -108,7 +108,7 @@ def rank_sensitivity(
 
     model = onnx.load(str(qdq_path))
     graph = model.graph
-    float_weights = {t.name: t for t in onnx.load(str(float_path)).graph.initializer}
+    float_weights = FloatWeights(float_path)
     producers = {o: n for n in graph.node for o in n.output}
     consumers: dict[str, list[Any]] = collections.defaultdict(list)
     for node in graph.node:
@@ -135,8 +135,7 @@ def rank_sensitivity(
         """Output cosine with ``node.input[i] = name`` edits and float weights added."""
         saved = [(node, i, node.input[i]) for node, i, _ in edits]
         for name in weights:
-            tensor = onnx.TensorProto()
-            tensor.CopyFrom(float_weights[name])
+            tensor = float_weights.read(name)
             tensor.name = f"{name}.edgeport_float"  # a DequantizeLinear output may hold the name
             graph.initializer.append(tensor)
         for node, i, name in edits:
@@ -182,6 +181,36 @@ def rank_sensitivity(
             tensor = next((w for i, w in weights if i == 1), weights[0][1])
             ranked.append(Sensitivity("weight", tensor, (node.name,), gain))
     return sorted(ranked, key=lambda s: -s.cosine_gain)
+
+
+class FloatWeights:
+    """The initializers of a float model, read from disk one at a time when asked for.
+
+    Only the graph is loaded up front (`load_graph`), so ranking the weights of a large model
+    holds one node's float weights at a time, not a second copy of the model.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from edgeport.bundle import check_external_data
+        from edgeport.inspection import load_graph
+
+        check_external_data(path)
+        self._dir = path.parent
+        self._tensors = {t.name: t for t in load_graph(path).graph.initializer}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._tensors
+
+    def read(self, name: str) -> Any:
+        """A copy of initializer ``name`` with its data in memory."""
+        import onnx
+        from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(self._tensors[name])
+        if uses_external_data(tensor):
+            load_external_data_for_tensor(tensor, str(self._dir))
+        return tensor
 
 
 @dataclass
@@ -247,9 +276,8 @@ def evaluate(
 
 
 def op_macs(model_path: Path, sizes: dict[str, int]) -> dict[str, int]:
-    """MACs per op type (Conv, Gemm, MatMul, ...) at the given symbolic sizes."""
-    import onnx
+    """MACs per op type (Conv, Gemm, MatMul, ...) at the given symbolic sizes, from the graph
+    and its shapes (the weights are not read)."""
+    from edgeport.inspection import load_graph, macs_by_op
 
-    from edgeport.inspection import macs_by_op
-
-    return macs_by_op(onnx.load(str(model_path)), sizes)
+    return macs_by_op(load_graph(model_path), sizes)
