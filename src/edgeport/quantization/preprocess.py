@@ -40,6 +40,9 @@ def preprocess(src: Path, dst: Path) -> dict[str, Any]:
 
     from edgeport.inspection import over_protobuf_limit
 
+    # ONNX Runtime's symbolic shape inference saves "sym_shape_infer_temp.onnx" (and its external
+    # data) into the working directory when it gives up: it runs from dst's scratch directory.
+    src, dst = src.resolve(), dst.resolve()
     large = over_protobuf_limit(src)
     external: dict[str, Any] = {}
     if large:
@@ -58,6 +61,7 @@ def preprocess(src: Path, dst: Path) -> dict[str, Any]:
             with (
                 contextlib.redirect_stdout(io.StringIO()),
                 contextlib.redirect_stderr(io.StringIO()),
+                contextlib.chdir(dst.parent),  # its temp files land here, not in the user's cwd
             ):
                 quant_pre_process(
                     str(src),
