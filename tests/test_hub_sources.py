@@ -166,6 +166,7 @@ def test_timm_model_exports_with_dynamic_batch(name: str, tmp_path: Path) -> Non
     _check_two_more_sizes(bundle, [{"batch": 2}, {"batch": 3}])
 
 
+@pytest.mark.slow
 def test_hf_text_model_gets_inputs_it_can_take(
     hf_dirs: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -222,10 +223,12 @@ def test_hf_task_choice_and_binding(hf_dirs: Callable[[str], Path], tmp_path: Pa
          "like a Hugging Face Hub id. Fix: edgeport never downloads: save the model with "
          "save_pretrained and pass the directory"),
         ("hf:google/flan-t5-small", "it looks like a Hugging Face Hub id"),
-        ("timm:resnet181", "error: timm has no model named 'resnet181'. Available: near "
-         "matches: resnet18, resnet18d, resnet101"),
-        ("timm:resnet18?pretrained=true", "pretrained=True would download weights"),
-        ("torchvision:resnet18?weights=DEFAULT", "weights='DEFAULT' would download them"),
+        pytest.param("timm:resnet181", "error: timm has no model named 'resnet181'. Available: "
+                     "near matches: resnet18, resnet18d, resnet101", marks=pytest.mark.slow),
+        pytest.param("timm:resnet18?pretrained=true", "pretrained=True would download weights",
+                     marks=pytest.mark.slow),
+        pytest.param("torchvision:resnet18?weights=DEFAULT",
+                     "weights='DEFAULT' would download them", marks=pytest.mark.slow),
     ],
 )  # fmt: skip
 def test_bad_hub_sources_are_one_message(source: str, message: str, tmp_path: Path) -> None:
@@ -235,6 +238,7 @@ def test_bad_hub_sources_are_one_message(source: str, message: str, tmp_path: Pa
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bad_hf_directories_are_one_message(hf_dirs: Callable[[str], Path], tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -293,6 +297,7 @@ def _build_without_network(names: list[str] | None) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_torchvision_builders_that_default_to_pretrained_backbones_stay_offline() -> None:
     names = ["lraspp_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn", "resnet18"]
     assert _build_without_network(names) == ("3 built; failed: {} network attempts: []")
@@ -307,6 +312,7 @@ def test_every_torchvision_builder_is_built_without_a_network_attempt() -> None:
     assert _build_without_network(None) == f"{count} built; failed: {{}} network attempts: []"
 
 
+@pytest.mark.slow
 def test_a_download_attempt_is_one_message(tmp_path: Path) -> None:
     """A builder option that asks for pretrained backbones tries the network, which is refused
     at once and said plainly."""
@@ -331,6 +337,7 @@ def _tokenizer_into(directory: Path) -> list[str]:
     return words
 
 
+@pytest.mark.slow
 def test_the_bundle_carries_the_tokenizer_and_calibrates_on_text(
     hf_dirs: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -374,6 +381,7 @@ def test_the_bundle_carries_the_tokenizer_and_calibrates_on_text(
     )
 
 
+@pytest.mark.slow
 def test_text_calibration_needs_the_tokenizer(
     hf_dirs: Callable[[str], Path], tmp_path: Path
 ) -> None:
