@@ -173,14 +173,7 @@ def _from_torchvision(spec: str) -> tuple[torch.nn.Module, str, bool]:
     name, _, query = spec.partition("?")
     available = torchvision.models.list_models()
     if name not in available:
-        near = difflib.get_close_matches(name, available, n=5, cutoff=0.5)
-        raise EdgeportError(
-            f"torchvision has no model named {name!r}",
-            available=("near matches: " + ", ".join(near))
-            if near
-            else f"{len(available)} models, see torchvision.models.list_models()",
-            fix="check the spelling, e.g. torchvision:resnet18",
-        )
+        raise no_such_model("torchvision", name, available, cutoff=0.5)
     options = parse_options(query, f"torchvision:{spec}")
     if options.get("weights") is not None:
         raise EdgeportError(
@@ -212,6 +205,18 @@ TORCHVISION_FIX = (
     "edgeport never downloads: leave weights and weights_backbone unset (random init) and "
     "pass a local file with --weights"
 )
+
+
+def no_such_model(library: str, name: str, available: list[str], *, cutoff: float) -> EdgeportError:
+    """The error for a name ``library`` does not have, with its near matches."""
+    near = difflib.get_close_matches(name, available, n=5, cutoff=cutoff)
+    return EdgeportError(
+        f"{library} has no model named {name!r}",
+        available=("near matches: " + ", ".join(near))
+        if near
+        else f"{len(available)} models, see {library}'s list_models()",
+        fix=f"check the spelling, e.g. {library}:resnet18",
+    )
 
 
 def parse_options(query: str, spec: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ the default input is the model's own ``input_size`` with a symbolic batch."""
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +33,7 @@ def load(spec: str) -> TimmModel:
     """Build ``timm:NAME?k=v`` (``spec`` without the ``timm:`` prefix)."""
     import timm
 
-    from edgeport.sources import parse_options
+    from edgeport.sources import no_such_model, parse_options
 
     name, _, query = spec.partition("?")
     kwargs = parse_options(query, f"timm:{spec}")
@@ -42,14 +41,7 @@ def load(spec: str) -> TimmModel:
         raise EdgeportError(f"timm:{spec}: pretrained=True would download weights", fix=FIX)
     available = timm.list_models()
     if name not in available:
-        near = difflib.get_close_matches(name, available, n=5, cutoff=0.6)
-        raise EdgeportError(
-            f"timm has no model named {name!r}",
-            available=("near matches: " + ", ".join(near))
-            if near
-            else f"{len(available)} models, see timm.list_models()",
-            fix="check the spelling, e.g. timm:resnet18",
-        )
+        raise no_such_model("timm", name, available, cutoff=0.6)
     with offline(f"timm:{name}", fix=FIX):
         try:
             model = timm.create_model(name, pretrained=False, **kwargs)
